@@ -1,0 +1,3 @@
+"""gan-pipeline: reproducible, tracked GAN training with Kedro, DVC and MLflow."""
+
+__version__ = "0.1.0"

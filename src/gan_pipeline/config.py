@@ -1,0 +1,131 @@
+"""Typed, validated parameters for every pipeline.
+
+Kedro hands each node a plain dict from ``conf/base/parameters_*.yml``; these models turn it
+into typed settings and reject bad values before any work starts, naming the key at fault.
+"""
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestionParams(Params):
+    dataset: str = "digits"
+    raw_dir: str = "data/01_raw"
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from gan_pipeline.datasets import DATASETS
+
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
+        return name
+
+    @property
+    def source_options(self) -> dict[str, Any]:
+        return self.sources.get(self.dataset) or {}
+
+
+class ProcessingParams(Params):
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+
+
+class TrainingParams(Params):
+    preset: str = "auto"
+    architecture: dict[str, Any] = Field(default_factory=dict)
+    loss: str = "non_saturating"
+    epochs: PositiveInt = 60
+    batch_size: PositiveInt = 64
+    generator_lr: float = Field(2e-4, gt=0)
+    discriminator_lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    seed: int = 0
+    device: str = "auto"
+    log_every_steps: PositiveInt = 10
+    sample_every_epochs: PositiveInt = 10
+    num_fixed_samples: PositiveInt = 64
+    progress_bar: bool = True
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str) -> str:
+        from gan_pipeline.gan.networks import PRESETS
+
+        if name != "auto" and name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; allowed: {['auto', *PRESETS]}")
+        return name
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        from gan_pipeline.gan.losses import LOSSES
+
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; allowed: {sorted(LOSSES)}")
+        return name
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        from gan_pipeline.gan.networks import Architecture
+
+        allowed = set(Architecture.__dataclass_fields__) - {"image_shape"}
+        unknown = set(overrides) - allowed
+        if unknown:
+            raise ValueError(f"unknown architecture fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return overrides
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= beta < 1 for beta in betas):
+            raise ValueError(f"Adam betas must be in [0, 1), got {list(betas)}")
+        return betas
+
+
+class JudgeParams(Params):
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 64
+    learning_rate: float = Field(1e-3, gt=0)
+    feature_dim: PositiveInt = 64
+    seed: int = 0
+
+
+class EvaluationParams(Params):
+    judge: JudgeParams = Field(default_factory=JudgeParams)
+    num_generated: PositiveInt | Literal["match_train"] = "match_train"
+    confidence_threshold: float = Field(0.9, gt=0, lt=1)
+    seed: int = 1234
+    device: str = "auto"
+    registered_model_name: str = "gan-generator"
+    register_model: bool = True
+
+
+class ParameterError(ValueError):
+    """Invalid parameters, reported with the full key path of each problem."""
+
+
+ParamsT = TypeVar("ParamsT", bound=Params)
+
+
+def parse_params(model: type[ParamsT], section: str, values: dict[str, Any] | None) -> ParamsT:
+    """Validate ``values`` (the ``section`` of the parameters) or raise ``ParameterError``."""
+    try:
+        return model.model_validate(values or {})
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            key = ".".join([section, *(str(part) for part in error["loc"])])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"  {key}: {message} (got {error.get('input')!r})")
+        raise ParameterError(
+            "invalid parameters in conf/base/parameters_*.yml or --params:\n" + "\n".join(problems)
+        ) from None

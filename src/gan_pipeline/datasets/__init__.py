@@ -1,0 +1,80 @@
+"""Registry of named raw-data sources.
+
+Each source turns validated options into a ``RawDataset``; the ingestion node only looks the
+name up here, so new sources slot in without touching any node.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class SourceOptions(BaseModel):
+    """Base for a source's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """What every source returns.
+
+    ``samples`` are images ``(N, C, H, W)`` uint8 in [0, 255], or vectors ``(N, D)`` float32;
+    ``labels`` are ``(N,)`` int64; ``card`` records provenance (source, checksums, versions).
+    """
+
+    samples: np.ndarray
+    labels: np.ndarray
+    card: dict[str, str | int | float]
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    load: Callable[[Any, Path], RawDataset]
+    options: type[SourceOptions]
+    # How many samples ``load`` will return, when known without loading: lets parameter
+    # validation reject e.g. a batch size larger than the data before any work starts.
+    num_samples: Callable[[Any], int | None] = lambda options: None
+
+
+DATASETS: dict[str, DatasetSource] = {}
+
+
+def register_dataset(
+    name: str,
+    options: type[SourceOptions] = SourceOptions,
+    num_samples: Callable[[Any], int | None] | None = None,
+):
+    """Decorator: ``@register_dataset("digits")`` adds a loader ``(options, raw_dir) -> RawDataset``."""
+
+    def add(load: Callable[[Any, Path], RawDataset]) -> Callable[[Any, Path], RawDataset]:
+        counter = num_samples or DatasetSource.num_samples
+        DATASETS[name] = DatasetSource(load=load, options=options, num_samples=counter)
+        return load
+
+    return add
+
+
+def dataset_source(name: str) -> DatasetSource:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def option_key(dataset: str, key: str) -> str:
+    """The parameter a user edits to change ``key`` of ``dataset``, so errors can name the fix."""
+    return f"data_ingestion.sources.{dataset}.{key}"
+
+
+def load_dataset(name: str, options: dict[str, Any], raw_dir: Path) -> RawDataset:
+    """Validate ``options`` against the source's model and load the data."""
+    source = dataset_source(name)
+    return source.load(source.options.model_validate(options), Path(raw_dir))
+
+
+# Sources register themselves on import.
+from gan_pipeline.datasets import digits, image_folder, mnist_family, synthetic  # noqa: E402, F401

@@ -1,0 +1,167 @@
+"""Generator and discriminator networks built from an ``Architecture``, plus named presets."""
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape of a DCGAN pair.
+
+    The generator projects the latent vector to ``generator_channels[0]`` maps of
+    ``base_size`` x ``base_size``, then applies one transposed convolution per stride in
+    ``generator_strides`` (the last one emits the image); the discriminator applies one
+    strided convolution per entry of ``discriminator_channels`` and a linear logit.
+    """
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 100
+    base_size: int = 7
+    generator_channels: tuple[int, ...] = (256, 128, 64)
+    generator_strides: tuple[int, ...] = (1, 2, 2)
+    generator_kernel: int = 5
+    discriminator_channels: tuple[int, ...] = (64, 128)
+    discriminator_kernel: int = 5
+    dropout: float = 0.3
+    negative_slope: float = 0.3  # Keras' LeakyReLU default, as in the article
+
+    def __post_init__(self) -> None:
+        for name in ("image_shape", "generator_channels", "generator_strides", "discriminator_channels"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def problems(self) -> list[str]:
+        """What makes this architecture unbuildable, in words that name the field."""
+        found = []
+        _, height, width = self.image_shape
+        if height != width:
+            found.append(f"image_shape {self.image_shape}: only square images are supported")
+        if len(self.generator_strides) != len(self.generator_channels):
+            found.append(
+                "generator_strides needs one stride per generator_channels entry "
+                f"(got {len(self.generator_strides)} and {len(self.generator_channels)})"
+            )
+        produced = self.base_size * math.prod(self.generator_strides)
+        if produced != height:
+            found.append(
+                f"the generator produces {produced}x{produced} images (base_size {self.base_size} x "
+                f"strides {list(self.generator_strides)}) but the data is {height}x{width}; "
+                "pick a preset made for this image size or change base_size/generator_strides"
+            )
+        for stride in set(self.generator_strides):
+            if not 0 <= transposed_padding(self.generator_kernel, stride)[1] < stride or stride < 1:
+                found.append(f"generator_kernel {self.generator_kernel} cannot upsample by stride {stride}")
+        if not 0 <= self.dropout < 1:
+            found.append(f"dropout must be in [0, 1), got {self.dropout}")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Architecture":
+        return cls(**values)
+
+
+PRESETS: dict[str, Architecture] = {
+    # The article's Keras DCGAN for 28x28 MNIST, layer for layer.
+    "article_dcgan": Architecture(),
+    # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8.
+    "digits_dcgan": Architecture(
+        image_shape=(1, 8, 8),
+        latent_dim=64,
+        base_size=2,
+        generator_channels=(256, 128, 64),
+        generator_strides=(1, 2, 2),
+        generator_kernel=3,
+        discriminator_channels=(64, 128),
+        discriminator_kernel=3,
+        dropout=0.3,
+        negative_slope=0.2,
+    ),
+}
+
+
+def resolve_architecture(preset: str, image_shape: tuple[int, ...], overrides: dict[str, Any]) -> Architecture:
+    """Pick a preset (``auto``: the one made for ``image_shape``) and apply overrides."""
+    image_shape = tuple(image_shape)
+    if preset == "auto":
+        matching = [name for name, arch in PRESETS.items() if arch.image_shape == image_shape]
+        if not matching:
+            raise ValueError(
+                f"no preset fits data of shape {image_shape}; presets: "
+                f"{ {name: arch.image_shape for name, arch in PRESETS.items()} }"
+            )
+        preset = matching[0]
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; allowed: {['auto', *PRESETS]}")
+    return replace(PRESETS[preset], **{**overrides, "image_shape": image_shape})
+
+
+def transposed_padding(kernel: int, stride: int) -> tuple[int, int]:
+    """Padding and output padding that make a transposed conv multiply the size by ``stride``."""
+    padding = (kernel - 1) // 2
+    return padding, stride - kernel + 2 * padding
+
+
+class Generator(nn.Module):
+    """Latent vector -> image in [-1, 1] (tanh)."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.arch = arch
+        first, base = arch.generator_channels[0], arch.base_size
+        self.project = nn.Sequential(
+            nn.Linear(arch.latent_dim, first * base * base, bias=False),  # (N, C0*B*B)
+            nn.BatchNorm1d(first * base * base),
+            nn.LeakyReLU(arch.negative_slope),
+            nn.Unflatten(1, (first, base, base)),  # (N, C0, B, B)
+        )
+        outputs = (*arch.generator_channels[1:], arch.image_shape[0])
+        layers: list[nn.Module] = []
+        for index, (c_in, c_out, stride) in enumerate(
+            zip(arch.generator_channels, outputs, arch.generator_strides, strict=True)
+        ):
+            padding, output_padding = transposed_padding(arch.generator_kernel, stride)
+            layers.append(
+                nn.ConvTranspose2d(c_in, c_out, arch.generator_kernel, stride, padding, output_padding, bias=False)
+            )  # (N, c_out, size * stride, size * stride)
+            last = index == len(outputs) - 1
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out), nn.LeakyReLU(arch.negative_slope)]
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.project(latent))
+
+
+class Discriminator(nn.Module):
+    """One image -> one real/fake logit (no sigmoid: the loss applies it stably)."""
+
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        self.arch = arch
+        layers: list[nn.Module] = []
+        c_in, size = arch.image_shape[0], arch.image_shape[1]
+        padding = (arch.discriminator_kernel - 1) // 2
+        for c_out in arch.discriminator_channels:
+            layers += [
+                nn.Conv2d(c_in, c_out, arch.discriminator_kernel, 2, padding),  # (N, c_out, size/2, size/2)
+                nn.LeakyReLU(arch.negative_slope),
+                nn.Dropout(arch.dropout),
+            ]
+            c_in, size = c_out, (size + 2 * padding - arch.discriminator_kernel) // 2 + 1
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.logit = nn.Linear(c_in * size * size, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.features(images)).squeeze(1)
+
+
+def build_networks(arch: Architecture) -> tuple[Generator, Discriminator]:
+    problems = arch.problems()
+    if problems:
+        raise ValueError("invalid architecture: " + "; ".join(problems))
+    return Generator(arch), Discriminator(arch)

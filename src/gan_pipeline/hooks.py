@@ -1,0 +1,86 @@
+"""Project hooks: validate every parameter before any work, tag the MLflow run, say where results are."""
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from mlflow.entities import RunInfo
+
+from gan_pipeline.config import (
+    EvaluationParams,
+    IngestionParams,
+    ParameterError,
+    ProcessingParams,
+    TrainingParams,
+    parse_params,
+)
+from gan_pipeline.datasets import dataset_source
+
+
+def validate_parameters(params: dict[str, Any]) -> None:
+    """Parse every pipeline's section and cross-check them; raise ``ParameterError`` on the first bad key."""
+    ingestion = parse_params(IngestionParams, "data_ingestion", params.get("data_ingestion"))
+    processing = parse_params(ProcessingParams, "data_processing", params.get("data_processing"))
+    training = parse_params(TrainingParams, "training", params.get("training"))
+    parse_params(EvaluationParams, "evaluation", params.get("evaluation"))
+    source = dataset_source(ingestion.dataset)
+    total = source.num_samples(source.options.model_validate(ingestion.source_options))
+    if total is not None:
+        train_size = total - math.ceil(total * processing.validation_fraction)
+        if training.batch_size > train_size:
+            raise ParameterError(
+                f"invalid parameters:\n  training.batch_size: {training.batch_size} is larger than the "
+                f"training split of {ingestion.dataset!r} ({train_size} samples); lower it"
+            )
+
+
+def git_state() -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"git_commit": commit.strip(), "git_dirty": str(bool(dirty.strip())).lower()}
+
+
+def run_summary(project_path: Path, run: RunInfo | None, tracking_uri: str) -> str:
+    """Where a finished run left its results, for the last lines of ``kedro run``."""
+    reporting = project_path / "data" / "08_reporting"
+    lines = [
+        "Results:",
+        f"  metrics      {reporting / 'metrics.json'}",
+        f"  figures      {reporting}/*.png",
+        f"  models       {project_path / 'data' / '06_models'}",
+        f"  MLflow store {tracking_uri}",
+    ]
+    if run is not None:
+        lines.append(f"  MLflow run   {run.run_id} (experiment {run.experiment_id})")
+    if tracking_uri.startswith("sqlite:"):
+        lines.append(f"  open the UI: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+    return "\n".join(lines)
+
+
+class ProjectHooks:
+    def __init__(self) -> None:
+        self._project_path = Path.cwd()
+        self._run: RunInfo | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._project_path = Path(context.project_path)
+        validate_parameters(context.params)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        active = mlflow.active_run()
+        self._run = active.info if active is not None else None
+        if active is not None:
+            mlflow.set_tags(git_state())
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        print(run_summary(self._project_path, self._run, mlflow.get_tracking_uri()))

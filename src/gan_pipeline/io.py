@@ -1,0 +1,126 @@
+"""Kedro datasets that write atomically: a crash never leaves a half-written file behind.
+
+Each writes to a temporary file beside the target and renames it into place, so the next run
+either sees the previous complete file or the new complete file.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _LocalFileDataset(AbstractDataset):
+    """A dataset bound to one local file; subclasses say how to read and write it."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _require_file(self) -> Path:
+        if not self._filepath.is_file():
+            raise DatasetError(
+                f"{self._filepath} does not exist; run the pipeline that produces it first (`kedro run` or `dvc repro`)"
+            )
+        return self._filepath
+
+
+class TensorsDataset(_LocalFileDataset):
+    """A dict of numpy arrays in safetensors, plus string metadata stored in the file header.
+
+    With ``missing_ok`` an absent file loads as ``{}``: for caches that a node may reuse.
+    """
+
+    def __init__(self, filepath: str, missing_ok: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath, metadata)
+        self._missing_ok = missing_ok
+
+    def load(self) -> dict[str, Any]:
+        if self._missing_ok and not self._filepath.exists():
+            return {}
+        path = self._require_file()
+        try:
+            with safe_open(path, framework="np") as handle:
+                header = handle.metadata() or {}
+                arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as err:
+            raise DatasetError(
+                f"{path} is not a readable safetensors file ({err}); delete it and rerun the stage that writes it"
+            ) from err
+        return {**arrays, "__metadata__": header}
+
+    def save(self, data: dict[str, Any]) -> None:
+        metadata = dict(data.get("__metadata__", {}))
+        arrays = {k: np.ascontiguousarray(v) for k, v in data.items() if k != "__metadata__"}
+        with atomic_path(self._filepath) as tmp:
+            save_file(arrays, tmp, metadata=metadata)
+
+
+class TableDataset(_LocalFileDataset):
+    """A pandas DataFrame as CSV."""
+
+    def load(self) -> pd.DataFrame:
+        return pd.read_csv(self._require_file())
+
+    def save(self, data: pd.DataFrame) -> None:
+        with atomic_path(self._filepath) as tmp:
+            data.to_csv(tmp, index=False)
+
+
+class JSONDataset(_LocalFileDataset):
+    """A JSON document (metrics, run ids), pretty-printed so diffs read well."""
+
+    def load(self) -> Any:
+        return json.loads(self._require_file().read_text())
+
+    def save(self, data: Any) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class FigureDataset(_LocalFileDataset):
+    """A matplotlib figure saved as PNG; the figure is closed after saving."""
+
+    def load(self) -> bytes:
+        return self._require_file().read_bytes()
+
+    def save(self, data: Any) -> None:
+        import matplotlib.pyplot as plt
+
+        with atomic_path(self._filepath) as tmp:
+            data.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        plt.close(data)

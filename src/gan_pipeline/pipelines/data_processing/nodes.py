@@ -1,0 +1,90 @@
+"""Processing: refuse malformed data early, then scale to [-1, 1] and split by class."""
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from gan_pipeline.config import ProcessingParams, parse_params
+
+MIN_PER_CLASS = 2  # a stratified split needs at least two samples of every class
+
+
+class InvalidDatasetError(ValueError):
+    """The raw dataset is malformed; the message says what and how to fix it."""
+
+
+def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
+    """Check shape, dtype, value range, label set and counts; return the raw data unchanged."""
+    samples, labels = np.asarray(raw["samples"]), np.asarray(raw["labels"])
+    dataset = raw.get("__metadata__", {}).get("dataset", "the raw dataset")
+    problems = []
+    if samples.ndim != 4:
+        problems.append(f"samples must be images (N, C, H, W); got shape {samples.shape}")
+    elif samples.dtype != np.uint8:
+        problems.append(f"images must be uint8 in [0, 255]; got dtype {samples.dtype}")
+    elif samples.shape[1] not in (1, 3):
+        problems.append(f"images must have 1 or 3 channels; got {samples.shape[1]}")
+    elif samples.size and samples.min() == samples.max():
+        problems.append(f"every pixel has the same value ({samples.min()}): the images are blank")
+    if labels.ndim != 1 or len(labels) != len(samples):
+        problems.append(f"need one label per sample; got {len(labels)} labels for {len(samples)} samples")
+    elif not np.issubdtype(labels.dtype, np.integer):
+        problems.append(f"labels must be integers; got dtype {labels.dtype}")
+    else:
+        classes, counts = np.unique(labels, return_counts=True)
+        if len(classes) and (classes[0] != 0 or classes[-1] != len(classes) - 1):
+            problems.append(f"labels must be 0..K-1 with every class present; got {classes.tolist()}")
+        rare = classes[counts < MIN_PER_CLASS].tolist()
+        if rare:
+            problems.append(f"classes {rare} have fewer than {MIN_PER_CLASS} samples")
+    if problems:
+        raise InvalidDatasetError(
+            f"{dataset} failed validation:\n  - "
+            + "\n  - ".join(problems)
+            + "\nFix the source or its options in conf/base/parameters_data_ingestion.yml and rerun "
+            "the data_ingestion pipeline."
+        )
+    return raw
+
+
+def scale_to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1], the range of the generator's tanh output."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def split_dataset(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scale, then make a seeded, class-stratified train/validation split."""
+    config = parse_params(ProcessingParams, "data_processing", params)
+    raw = validate_raw_dataset(raw)
+    indices = np.arange(len(raw["labels"]))
+    train_idx, val_idx = train_test_split(
+        indices, test_size=config.validation_fraction, stratify=raw["labels"], random_state=config.seed
+    )
+    samples = scale_to_unit_range(raw["samples"])
+    metadata = dict(raw.get("__metadata__", {}))
+
+    def subset(idx: np.ndarray) -> dict[str, Any]:
+        return {"samples": samples[idx], "labels": raw["labels"][idx].astype(np.int64), "__metadata__": metadata}
+
+    return {"train_set": subset(np.sort(train_idx)), "validation_set": subset(np.sort(val_idx))}
+
+
+def profile_splits(train_set: dict[str, Any], validation_set: dict[str, Any]) -> pd.DataFrame:
+    """Per split and class: sample count, pixel mean and std (in the scaled [-1, 1] range)."""
+    rows = []
+    for split, data in (("train", train_set), ("validation", validation_set)):
+        samples, labels = data["samples"], data["labels"]
+        for label in [*np.unique(labels).tolist(), "all"]:
+            chosen = samples if label == "all" else samples[labels == label]
+            rows.append(
+                {
+                    "split": split,
+                    "class": str(label),
+                    "count": len(chosen),
+                    "pixel_mean": float(chosen.mean()),
+                    "pixel_std": float(chosen.std()),
+                }
+            )
+    return pd.DataFrame(rows)

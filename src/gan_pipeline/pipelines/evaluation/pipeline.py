@@ -1,0 +1,28 @@
+from kedro.pipeline import Node, Pipeline
+
+from gan_pipeline.pipelines.evaluation.nodes import evaluate_generator, fit_judge, register_generator
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                fit_judge,
+                inputs=["train_set", "previous_judge", "params:evaluation"],
+                outputs="judge",
+                name="fit_judge",
+            ),
+            Node(
+                evaluate_generator,
+                inputs=["generator", "judge", "train_set", "validation_set", "params:evaluation"],
+                outputs={"metrics": "metrics", "evaluation_samples": "evaluation_samples"},
+                name="evaluate_generator",
+            ),
+            Node(
+                register_generator,
+                inputs=["generator", "metrics", "params:evaluation"],
+                outputs="registered_model",
+                name="register_generator",
+            ),
+        ]
+    )

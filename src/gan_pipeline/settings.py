@@ -1,0 +1,22 @@
+"""Project settings: hooks and the config loader."""
+
+import warnings
+
+from omegaconf.resolvers import oc
+
+from gan_pipeline.hooks import ProjectHooks
+
+# Upstream deprecation noise (kedro 1.7 / kedro-mlflow 2.0 on omegaconf 2.4 and MLflow 3) that
+# users cannot act on; real warnings still show.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+
+# kedro-mlflow registers its own hook through its entry point.
+HOOKS = (ProjectHooks(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Lets mlflow.yml read MLFLOW_TRACKING_URI, so a tracking server is one variable away.
+    "custom_resolvers": {"oc.env": oc.env},
+}

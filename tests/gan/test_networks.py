@@ -1,0 +1,54 @@
+import pytest
+import torch
+from torch import nn
+
+from gan_pipeline.gan.networks import PRESETS, Architecture, build_networks, resolve_architecture
+
+
+def test_article_preset_matches_the_articles_layers():
+    generator, discriminator = build_networks(PRESETS["article_dcgan"])
+    dense = generator.project[0]
+    assert isinstance(dense, nn.Linear) and dense.bias is None
+    assert (dense.in_features, dense.out_features) == (100, 7 * 7 * 256)
+    deconvs = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in deconvs] == [
+        (128, (5, 5), (1, 1)),
+        (64, (5, 5), (2, 2)),
+        (1, (5, 5), (2, 2)),
+    ]
+    assert all(m.bias is None for m in deconvs)
+    assert isinstance(generator.upsample[-1], nn.Tanh)
+    convs = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in convs] == [(64, (5, 5), (2, 2)), (128, (5, 5), (2, 2))]
+    assert [m.p for m in discriminator.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.3]
+    assert discriminator.logit.out_features == 1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_maps_latents_to_images_and_images_to_one_logit(preset):
+    arch = PRESETS[preset]
+    generator, discriminator = build_networks(arch)
+    images = generator(torch.randn(5, arch.latent_dim))
+    assert images.shape == (5, *arch.image_shape)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images).shape == (5,)
+
+
+def test_auto_preset_follows_the_data_shape():
+    assert resolve_architecture("auto", (1, 8, 8), {}) == PRESETS["digits_dcgan"]
+    assert resolve_architecture("auto", (1, 28, 28), {}).latent_dim == 100
+
+
+def test_an_image_size_the_generator_cannot_produce_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"produces 28x28 images .* data is 32x32"):
+        build_networks(resolve_architecture("article_dcgan", (1, 32, 32), {}))
+
+
+def test_unknown_preset_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="article_dcgan"):
+        resolve_architecture("stylegan9", (1, 8, 8), {})
+
+
+def test_architecture_round_trips_through_a_dict():
+    arch = PRESETS["digits_dcgan"]
+    assert Architecture.from_dict(arch.to_dict()) == arch

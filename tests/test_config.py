@@ -1,0 +1,36 @@
+import pytest
+
+from gan_pipeline.config import ParameterError, TrainingParams, parse_params
+from gan_pipeline.hooks import validate_parameters
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"training": {"epochs": -1}}, r"training\.epochs: Input should be greater than 0"),
+        (
+            {"training": {"preset": "nope"}},
+            r"training\.preset: unknown preset 'nope'; allowed: \['auto', 'article_dcgan'",
+        ),
+        (
+            {"training": {"batch_size": 5000}},
+            r"training\.batch_size: 5000 is larger than the training split of 'digits'",
+        ),
+        ({"data_ingestion": {"dataset": "cifar"}}, r"data_ingestion\.dataset: unknown dataset 'cifar'; allowed: \["),
+        ({"training": {"loss": "magic"}}, r"training\.loss: unknown loss 'magic'; allowed"),
+        (
+            {"training": {"architecture": {"layers": 3}}},
+            r"training\.architecture: unknown architecture fields \['layers'\]",
+        ),
+        ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
+        ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
+    ],
+)
+def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters(params)
+
+
+def test_defaults_are_valid():
+    validate_parameters({})
+    assert parse_params(TrainingParams, "training", None).loss == "non_saturating"

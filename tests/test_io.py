@@ -1,0 +1,44 @@
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+
+from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset, atomic_path
+
+
+def test_tensors_round_trip_with_metadata(tmp_path):
+    dataset = TensorsDataset(str(tmp_path / "t.safetensors"))
+    dataset.save({"x": np.arange(6, dtype=np.float32).reshape(2, 3), "__metadata__": {"k": "v"}})
+    loaded = dataset.load()
+    np.testing.assert_array_equal(loaded["x"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert loaded["__metadata__"] == {"k": "v"}
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "metrics.json"
+    JSONDataset(str(target)).save({"a": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("{half")
+        raise RuntimeError("killed mid-write")
+    assert JSONDataset(str(target)).load() == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_corrupt_weights_file_is_reported_with_the_fix(tmp_path):
+    path = tmp_path / "generator.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
+    with pytest.raises(DatasetError, match=r"not a readable safetensors file.*rerun"):
+        TensorsDataset(str(path)).load()
+
+
+def test_a_missing_input_names_the_pipeline_to_run(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist; run the pipeline"):
+        TableDataset(str(tmp_path / "absent.csv")).load()
+    assert TensorsDataset(str(tmp_path / "absent.safetensors"), missing_ok=True).load() == {}
+
+
+def test_tables_round_trip(tmp_path):
+    frame = pd.DataFrame({"step": [1, 2], "d_loss": [0.5, 0.25]})
+    dataset = TableDataset(str(tmp_path / "nested" / "loss.csv"))
+    dataset.save(frame)
+    pd.testing.assert_frame_equal(dataset.load(), frame)
