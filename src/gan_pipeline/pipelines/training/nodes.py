@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from gan_pipeline.config import TrainingParams, parse_params
-from gan_pipeline.gan.networks import build_networks, resolve_architecture
+from gan_pipeline.gan.networks import build_networks, preset_name, resolve_architecture
 from gan_pipeline.gan.runtime import resolve_device, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import train_gan
@@ -22,7 +22,8 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     arch = resolve_architecture(config.preset, tuple(real.shape[1:]), config.architecture)
     rng = seeded_generator(config.seed, device)
     generator, discriminator = (net.to(device) for net in build_networks(arch))
-    set_tags({"architecture": config.preset, "device": str(device), "loss": config.loss})
+    preset = preset_name(config.preset, tuple(real.shape[1:]))
+    set_tags({"architecture": preset, "device": str(device), "loss": config.loss})
 
     result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
 
