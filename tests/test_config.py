@@ -24,6 +24,14 @@ from gan_pipeline.hooks import validate_parameters
         ),
         ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
         ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
+        (
+            {"data_ingestion": {"dataset": "image_folder", "sources": {"image_folder": {"image_size": 32}}}},
+            r"training\.preset: 'auto' cannot train on 'image_folder' samples of shape \(1, 32, 32\): no preset fits",
+        ),
+        (
+            {"data_ingestion": {"dataset": "mnist"}, "training": {"preset": "digits_dcgan"}},
+            r"'digits_dcgan' cannot train on 'mnist' samples of shape \(1, 28, 28\): .*produces 8x8 images",
+        ),
     ],
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):
