@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny real dataset and tiny parameters, so tests run in seconds."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from kedro.framework.project import configure_project
 
 from gan_pipeline.datasets import load_dataset
+from tests.mlflow_server import running_mlflow_server
 
 configure_project("gan_pipeline")
 
@@ -50,3 +52,51 @@ def tiny_evaluation_params() -> dict[str, Any]:
 
 def scaled(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).float() / 127.5 - 1
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder, shared by the session."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    with running_mlflow_server(root) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def registered_generator(tmp_path_factory) -> tuple[str, str, str]:
+    """An untrained 8x8 generator logged and registered as the challenger in a SQLite store: (uri, name, version)."""
+    import mlflow
+
+    from gan_pipeline.gan.networks import PRESETS, build_networks
+    from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
+    from gan_pipeline.tracking import log_generator
+
+    root = tmp_path_factory.mktemp("registry")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    torch.manual_seed(0)
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    tensors = module_to_tensors(generator.eval(), architecture=architecture_metadata(generator.arch))
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        experiment_id = mlflow.create_experiment("gan-pipeline", artifact_location=(root / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment_id):
+            logged = log_generator(tensors, "test-generator", {"dataset": "digits"})
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return tracking_uri, logged["registered_model_name"], str(logged["registered_model_version"])
+
+
+@pytest.fixture
+def mlflow_store(tmp_path) -> Iterator[str]:
+    """This test's own SQLite tracking store (artifacts beside it); the previous tracking URI comes back after."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("test", artifact_location=(tmp_path / "art").as_uri()))
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)

@@ -1,9 +1,5 @@
 """The whole project as a user runs it: `kedro run` in a fresh copy, then the MLflow store it left."""
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -11,8 +7,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KEDRO = str(Path(sys.executable).with_name("kedro"))
+from tests.kedro_project import copy_project, kedro
+
 TINY = (
     "training.epochs=2,training.sample_every_epochs=1,training.log_every_steps=5,"
     "training.progress_bar=false,evaluation.judge.epochs=2"
@@ -21,30 +17,9 @@ TINY = (
 pytestmark = pytest.mark.slow
 
 
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    return subprocess.run(
-        [KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A fresh copy of the project (code, conf, empty data layers) under git, as a clone would be."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("conf", "src", "pyproject.toml", ".telemetry", ".gitignore"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / "conf" / "local").mkdir(exist_ok=True)
-    for layer in ("01_raw", "05_model_input", "06_models", "08_reporting"):
-        (root / "data" / layer).mkdir(parents=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=root, check=True)
-    return root
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +37,17 @@ def test_the_run_ends_by_saying_where_the_results_are(finished_run, project):
     assert "Results:" in result.stdout
     assert str(project / "data" / "08_reporting" / "metrics.json") in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in result.stdout
-    for name in ("metrics.json", "loss_history.csv", "loss_curves.png", "training_progress.png", "data_profile.csv"):
+    for name in (
+        "metrics.json",
+        "loss_history.csv",
+        "loss_curves.png",
+        "training_progress.png",
+        "data_profile.csv",
+        "class_histogram.png",
+        "latent_interpolation.png",
+        "nearest_neighbours.png",
+        "promotion_decision.json",
+    ):
         assert (project / "data" / "08_reporting" / name).stat().st_size > 0
 
 
@@ -80,6 +65,12 @@ def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
         "class_kl_divergence",
         "confident_share",
         "judge_val_accuracy",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "judge_inception_score",
+        "nearest_train_distance_ratio",
     ):
         assert key in run.data.metrics
     d_loss = client.get_metric_history(run.info.run_id, "d_loss")
@@ -94,16 +85,29 @@ def test_the_mlflow_run_holds_figures_and_tables(finished_run):
         return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
 
     assert {"loss_history.csv", "loss_curves.png", "training_progress.png"} <= listed("training")
-    assert {"metrics.json", "evaluation_samples.png"} <= listed("evaluation")
+    assert {
+        "metrics.json",
+        "evaluation_samples.png",
+        "class_histogram.png",
+        "latent_interpolation.png",
+        "nearest_neighbours.png",
+    } <= listed("evaluation")
+    assert {"promotion_decision.json"} <= listed("promotion")
     assert {"data_profile.csv", "dataset_card.csv"} <= listed("data")
 
 
-def test_the_registered_generator_loads_and_makes_images(finished_run, project):
+def test_the_registered_generator_is_the_champion_and_loads_as_pyfunc_and_torch(finished_run, project):
     _, client, run = finished_run
-    (version,) = client.search_model_versions("name='gan-generator'")
+    (version,) = client.search_model_versions("name='gan-generator-digits'")
     assert version.run_id == run.info.run_id
+    assert client.get_registered_model("gan-generator-digits").aliases == {
+        "champion": version.version,
+        "challenger": version.version,
+    }
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    generator = mlflow.pytorch.load_model(f"models:/gan-generator/{version.version}")
+    model = mlflow.pyfunc.load_model("models:/gan-generator-digits@champion")
+    assert model.predict({"num_samples": 10, "seed": 0}).shape == (10, 1, 8, 8)
+    generator = model.unwrap_python_model().generator  # the torch module, for Python users
     images = generator(torch.randn(10, 64))
     assert images.shape == (10, 1, 8, 8)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
