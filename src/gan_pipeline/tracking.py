@@ -1,4 +1,4 @@
-"""The node-side bridge to MLflow: with ``registry.py``, the only modules besides hooks that import it.
+"""The nodes' bridge to MLflow: nodes reach MLflow (runs, system metrics, the registry) only through here.
 
 Every function is a no-op when no MLflow run is active, so nodes also run under a bare
 ``SequentialRunner`` in tests or without kedro-mlflow.
