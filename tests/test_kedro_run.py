@@ -104,8 +104,12 @@ def test_the_registered_generator_is_the_champion_and_loads_as_pyfunc_and_torch(
         "champion": version.version,
         "challenger": version.version,
     }
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/gan-generator-digits@champion")
+    try:
+        model = mlflow.pyfunc.load_model("models:/gan-generator-digits@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
     assert model.predict({"num_samples": 10, "seed": 0}).shape == (10, 1, 8, 8)
     generator = model.unwrap_python_model().generator  # the torch module, for Python users
     images = generator(torch.randn(10, 64))

@@ -54,9 +54,13 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
         from gan_pipeline.registry import bounded_http
 
+        previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(tracking_uri)
-        with bounded_http(timeout_s, max_retries):
-            return command(*args, tracking_uri=tracking_uri, timeout_s=timeout_s, max_retries=max_retries, **kwargs)
+        try:
+            with bounded_http(timeout_s, max_retries):
+                return command(*args, tracking_uri=tracking_uri, timeout_s=timeout_s, max_retries=max_retries, **kwargs)
+        finally:
+            mlflow.set_tracking_uri(previous)
 
     return with_connection
 
