@@ -1,10 +1,6 @@
 """Shared fixtures: a tiny real dataset and tiny parameters, so tests run in seconds."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +9,7 @@ import torch
 from kedro.framework.project import configure_project
 
 from gan_pipeline.datasets import load_dataset
+from tests.mlflow_server import running_mlflow_server
 
 configure_project("gan_pipeline")
 
@@ -57,32 +54,49 @@ def scaled(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).float() / 127.5 - 1
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder, shared by the session."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    with running_mlflow_server(root) as uri:
+        yield uri
 
 
-def copy_project(root: Path) -> Path:
-    """A fresh copy of the project (code, conf, empty data layers) under git, as a clone would be."""
-    for name in ("conf", "src", "pyproject.toml", ".telemetry", ".gitignore"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / "conf" / "local").mkdir(exist_ok=True)
-    for layer in ("01_raw", "05_model_input", "06_models", "08_reporting"):
-        (root / "data" / layer).mkdir(parents=True)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
-    return root
+@pytest.fixture(scope="session")
+def registered_generator(tmp_path_factory) -> tuple[str, str, str]:
+    """An untrained 8x8 generator logged and registered as the challenger in a SQLite store: (uri, name, version)."""
+    import mlflow
+
+    from gan_pipeline.gan.networks import PRESETS, build_networks
+    from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
+    from gan_pipeline.tracking import log_generator
+
+    root = tmp_path_factory.mktemp("registry")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    torch.manual_seed(0)
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    tensors = module_to_tensors(generator.eval(), architecture=architecture_metadata(generator.arch))
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        experiment_id = mlflow.create_experiment("gan-pipeline", artifact_location=(root / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment_id):
+            logged = log_generator(tensors, "test-generator", {"dataset": "digits"})
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return tracking_uri, logged["registered_model_name"], str(logged["registered_model_version"])
 
 
-def run_kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """``kedro ...`` in ``project`` with the default (project-local) MLflow store."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    kedro = str(Path(sys.executable).with_name("kedro"))
-    return subprocess.run(
-        [kedro, *args], cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+@pytest.fixture
+def mlflow_store(tmp_path) -> Iterator[str]:
+    """This test's own SQLite tracking store (artifacts beside it); the previous tracking URI comes back after."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("test", artifact_location=(tmp_path / "art").as_uri()))
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)

@@ -1,6 +1,6 @@
 import pytest
 
-from gan_pipeline.config import ParameterError, TrainingParams, parse_params
+from gan_pipeline.config import EvaluationParams, ParameterError, TrainingParams, parse_params
 from gan_pipeline.hooks import validate_parameters
 
 
@@ -32,6 +32,11 @@ from gan_pipeline.hooks import validate_parameters
             {"data_ingestion": {"dataset": "mnist"}, "training": {"preset": "digits_dcgan"}},
             r"'digits_dcgan' cannot train on 'mnist' samples of shape \(1, 28, 28\): .*produces 8x8 images",
         ),
+        ({"promotion": {"frechet_distance_margin": 1.5}}, r"promotion\.frechet_distance_margin: Input should be less"),
+        (
+            {"evaluation": {"registered_model_name": "gan-{model}"}},
+            r"evaluation\.registered_model_name: the only placeholder allowed is \{dataset\}",
+        ),
     ],
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):
@@ -42,3 +47,7 @@ def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message)
 def test_defaults_are_valid():
     validate_parameters({})
     assert parse_params(TrainingParams, "training", None).loss == "non_saturating"
+
+
+def test_the_registered_model_name_is_one_per_dataset():
+    assert parse_params(EvaluationParams, "evaluation", None).model_name("mnist") == "gan-generator-mnist"

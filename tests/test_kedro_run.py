@@ -7,7 +7,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from tests.conftest import copy_project, run_kedro
+from tests.kedro_project import copy_project, kedro
 
 TINY = (
     "training.epochs=2,training.sample_every_epochs=1,training.log_every_steps=5,"
@@ -24,7 +24,7 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def finished_run(project):
-    result = run_kedro(project, "run", "--params", TINY)
+    result = kedro(project, "run", "--params", TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("gan-pipeline")
@@ -37,7 +37,17 @@ def test_the_run_ends_by_saying_where_the_results_are(finished_run, project):
     assert "Results:" in result.stdout
     assert str(project / "data" / "08_reporting" / "metrics.json") in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in result.stdout
-    for name in ("metrics.json", "loss_history.csv", "loss_curves.png", "training_progress.png", "data_profile.csv"):
+    for name in (
+        "metrics.json",
+        "loss_history.csv",
+        "loss_curves.png",
+        "training_progress.png",
+        "data_profile.csv",
+        "class_histogram.png",
+        "latent_interpolation.png",
+        "nearest_neighbours.png",
+        "promotion_decision.json",
+    ):
         assert (project / "data" / "08_reporting" / name).stat().st_size > 0
 
 
@@ -55,6 +65,12 @@ def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
         "class_kl_divergence",
         "confident_share",
         "judge_val_accuracy",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "judge_inception_score",
+        "nearest_train_distance_ratio",
     ):
         assert key in run.data.metrics
     d_loss = client.get_metric_history(run.info.run_id, "d_loss")
@@ -69,29 +85,46 @@ def test_the_mlflow_run_holds_figures_and_tables(finished_run):
         return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
 
     assert {"loss_history.csv", "loss_curves.png", "training_progress.png"} <= listed("training")
-    assert {"metrics.json", "evaluation_samples.png"} <= listed("evaluation")
+    assert {
+        "metrics.json",
+        "evaluation_samples.png",
+        "class_histogram.png",
+        "latent_interpolation.png",
+        "nearest_neighbours.png",
+    } <= listed("evaluation")
+    assert {"promotion_decision.json"} <= listed("promotion")
     assert {"data_profile.csv", "dataset_card.csv"} <= listed("data")
 
 
-def test_the_registered_generator_loads_and_makes_images(finished_run, project):
+def test_the_registered_generator_is_the_champion_and_loads_as_pyfunc_and_torch(finished_run, project):
     _, client, run = finished_run
-    (version,) = client.search_model_versions("name='gan-generator'")
+    (version,) = client.search_model_versions("name='gan-generator-digits'")
     assert version.run_id == run.info.run_id
+    assert client.get_registered_model("gan-generator-digits").aliases == {
+        "champion": version.version,
+        "challenger": version.version,
+    }
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    generator = mlflow.pytorch.load_model(f"models:/gan-generator/{version.version}")
+    try:
+        model = mlflow.pyfunc.load_model("models:/gan-generator-digits@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert model.predict({"num_samples": 10, "seed": 0}).shape == (10, 1, 8, 8)
+    generator = model.unwrap_python_model().generator  # the torch module, for Python users
     images = generator(torch.randn(10, 64))
     assert images.shape == (10, 1, 8, 8)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
 
 
 def test_a_single_pipeline_runs_once_its_inputs_exist(finished_run, project):
-    result = run_kedro(project, "run", "--pipeline", "data_processing")
+    result = kedro(project, "run", "--pipeline", "data_processing")
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_invalid_parameters_stop_the_run_before_any_work(finished_run, project):
     before = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
-    result = run_kedro(project, "run", "--params", "training.epochs=-1,training.preset=nope")
+    result = kedro(project, "run", "--params", "training.epochs=-1,training.preset=nope")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "training.epochs" in output and "training.preset: unknown preset 'nope'" in output

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import SHARED_DATASETS, copy_project, run_kedro
+from tests.kedro_project import SHARED_DATASETS, copy_project, kedro
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_mnist_t10k_from_a_local_folder_trains_and_evaluates_end_to_end(tmp_path
     }
     (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(overrides))
 
-    result = run_kedro(project, "run")
+    result = kedro(project, "run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     card = pd.read_csv(project / "data" / "08_reporting" / "dataset_card.csv").set_index("field")["value"]
@@ -46,7 +46,7 @@ def test_mnist_t10k_from_a_local_folder_trains_and_evaluates_end_to_end(tmp_path
 
 def test_the_grid25_environment_reports_mode_collapse_metrics(tmp_path):
     project = copy_project(tmp_path)
-    result = run_kedro(
+    result = kedro(
         project,
         "run",
         "--env",

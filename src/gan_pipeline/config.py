@@ -6,7 +6,15 @@ into typed settings and reject bad values before any work starts, naming the key
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 
 class Params(BaseModel):
@@ -53,6 +61,7 @@ class TrainingParams(Params):
     sample_every_epochs: PositiveInt = 10
     num_fixed_samples: PositiveInt = 64
     progress_bar: bool = True
+    system_metrics_interval_s: NonNegativeFloat = 10.0
 
     @field_validator("preset")
     @classmethod
@@ -104,10 +113,38 @@ class EvaluationParams(Params):
     num_generated: PositiveInt | Literal["match_train"] = "match_train"
     synthetic_num_samples: PositiveInt = 2500
     confidence_threshold: float = Field(0.9, gt=0, lt=1)
+    nearest_k: PositiveInt = 5
+    inception_score_splits: PositiveInt = 10
+    memorisation_samples: PositiveInt = 2000
+    interpolation_rows: PositiveInt = 6
+    interpolation_steps: int = Field(10, ge=2)
+    nearest_neighbour_rows: PositiveInt = 8
     seed: int = 1234
     device: str = "auto"
-    registered_model_name: str = "gan-generator"
+    registered_model_name: str = "gan-generator-{dataset}"
     register_model: bool = True
+
+    @field_validator("registered_model_name")
+    @classmethod
+    def _only_dataset_placeholder(cls, template: str) -> str:
+        try:
+            name = template.format(dataset="digits")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"the only placeholder allowed is {{dataset}} ({err!r})") from None
+        if not name.strip():
+            raise ValueError("must not be empty")
+        return template
+
+    def model_name(self, dataset: str) -> str:
+        """The registered model for ``dataset``: one per dataset, so champions never mix datasets."""
+        return self.registered_model_name.format(dataset=dataset)
+
+
+class PromotionParams(Params):
+    enabled: bool = True
+    frechet_distance_margin: float = Field(0.02, ge=0, lt=1)
+    request_timeout_s: PositiveInt = 10
+    max_retries: int = Field(2, ge=0, le=10)
 
 
 class ParameterError(ValueError):

@@ -15,6 +15,7 @@ from gan_pipeline.config import (
     IngestionParams,
     ParameterError,
     ProcessingParams,
+    PromotionParams,
     TrainingParams,
     parse_params,
 )
@@ -28,6 +29,7 @@ def validate_parameters(params: dict[str, Any]) -> None:
     processing = parse_params(ProcessingParams, "data_processing", params.get("data_processing"))
     training = parse_params(TrainingParams, "training", params.get("training"))
     parse_params(EvaluationParams, "evaluation", params.get("evaluation"))
+    parse_params(PromotionParams, "promotion", params.get("promotion"))
     source = dataset_source(ingestion.dataset)
     options = source.options.model_validate(ingestion.source_options)
     shape = source.sample_shape(options)

@@ -59,3 +59,60 @@ def loss_curves_figure(history: pd.DataFrame) -> Figure:
     scores.legend()
     figure.tight_layout()
     return figure
+
+
+def class_histogram_figure(generated_shares: torch.Tensor, real_shares: torch.Tensor) -> Figure:
+    """Share of each class among generated samples (judge's call) next to the real validation split."""
+    figure = Figure(figsize=(max(6, 0.6 * len(real_shares)), 3.5))
+    axes = figure.add_subplot()
+    classes = torch.arange(len(real_shares)).numpy()
+    width = 0.4
+    axes.bar(classes - width / 2, real_shares.numpy(), width, label="real (validation labels)")
+    axes.bar(classes + width / 2, generated_shares.numpy(), width, label="generated (judge's class)")
+    axes.set(xlabel="class", ylabel="share of samples", title="Class histogram", xticks=classes)
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def interpolation_strip_figure(images: torch.Tensor, steps: int) -> Figure:
+    """One row per latent path, left to right from one endpoint to the other."""
+    rows = len(images) // steps
+    figure = Figure(figsize=(0.8 * steps, 0.8 * rows + 0.6))
+    axes = figure.add_subplot()
+    grid = make_grid(images, columns=steps)
+    axes.imshow(grid, cmap="gray" if grid.ndim == 2 else None, interpolation="nearest")
+    axes.set_title("Latent interpolation (spherical)")
+    axes.axis("off")
+    return figure
+
+
+def nearest_neighbours_figure(generated: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor) -> Figure:
+    """Each row: a generated image, then its nearest training images with their pixel distances.
+
+    Rows are the generated samples closest to the training set: copies would show up here first.
+    """
+    rows, k = distances.shape
+    figure = Figure(figsize=(1.2 * (k + 1), 1.3 * rows + 0.5))
+    grayscale = generated.shape[1] == 1
+    for row in range(rows):
+        cells = [
+            (generated[row], "generated"),
+            *((neighbours[row, col], f"d={distances[row, col]:.2f}") for col in range(k)),
+        ]
+        for col, (image, label) in enumerate(cells):
+            axes = figure.add_subplot(rows, k + 1, row * (k + 1) + col + 1)
+            picture = make_grid(image[None], padding=0)
+            axes.imshow(picture, cmap="gray" if grayscale else None, interpolation="nearest", vmin=0, vmax=255)
+            axes.set_title(label, fontsize=7)
+            axes.axis("off")
+    figure.suptitle("Nearest training images of the generated samples closest to the training set", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def note_figure(text: str) -> Figure:
+    """A figure that only says why there is nothing to draw, so every run has the same artifacts."""
+    figure = Figure(figsize=(6, 1.2))
+    figure.text(0.5, 0.5, text, ha="center", va="center")
+    return figure

@@ -1,17 +1,33 @@
-"""The node-side bridge to MLflow: the only module besides hooks that imports it.
+"""The nodes' bridge to MLflow: nodes reach MLflow (runs, system metrics, the registry) only through here.
 
 Every function is a no-op when no MLflow run is active, so nodes also run under a bare
 ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
+import importlib.util
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
-import torch
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 
-from gan_pipeline.gan.networks import Generator
+from gan_pipeline.gan import networks
+from gan_pipeline.io import TensorsDataset
+from gan_pipeline.registry import CHALLENGER, bounded_http, run_gate
+
+logger = logging.getLogger(__name__)
+
+PYFUNC_MODEL_FILE = Path(__file__).with_name("generator_pyfunc.py")
+NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports the logged network under
 
 
 def log_step_metrics(step: int, metrics: dict[str, float]) -> None:
@@ -29,29 +45,98 @@ def set_tags(tags: dict[str, Any]) -> None:
         mlflow.set_tags({key: str(value) for key, value in tags.items()})
 
 
-def log_generator(generator: Generator, registered_model_name: str | None) -> dict[str, Any]:
-    """Log the generator (torch.export format: no pickle) and register it under a name.
+@contextmanager
+def system_metrics_logged(sampling_interval_s: float) -> Iterator[bool]:
+    """Log CPU, memory, disk, network and (with nvidia-ml-py) GPU use as ``system/*`` metrics while inside.
 
-    Input: a latent batch ``(N, latent_dim)`` float32; output: images ``(N, C, H, W)`` in [-1, 1].
+    Yields whether it is logging: it needs an active run, psutil, and a non-zero interval.
+    """
+    run = mlflow.active_run()
+    if run is None or sampling_interval_s <= 0 or importlib.util.find_spec("psutil") is None:
+        yield False
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run.info.run_id, sampling_interval=sampling_interval_s)
+    monitor.start()
+    try:
+        yield True
+    finally:
+        monitor.finish()
+
+
+def generator_signature(image_shape: tuple[int, ...]) -> ModelSignature:
+    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> images."""
+    inputs = Schema(
+        [
+            ColSpec("long", "num_samples", required=False),
+            ColSpec("long", "seed", required=False),
+            ColSpec(Array("float"), "latent", required=False),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *image_shape))]))
+
+
+def _pinned(*packages: str) -> list[str]:
+    return [f"{name}=={version(name).split('+')[0]}" for name in packages]
+
+
+def log_generator(
+    generator: dict[str, Any], registered_model_name: str | None, version_tags: dict[str, str]
+) -> dict[str, Any]:
+    """Log the generator as a pyfunc model (code + safetensors weights); register it as the new challenger.
+
+    ``generator`` is the weights file's content (arrays plus the architecture in ``__metadata__``).
     """
     if mlflow.active_run() is None:
         return {"logged": False}
-    generator = generator.eval()
-    latent = np.random.default_rng(0).standard_normal((4, generator.arch.latent_dim)).astype(np.float32)
-    with torch.no_grad():
-        images = generator(torch.from_numpy(latent)).numpy()
-    info = mlflow.pytorch.log_model(
-        generator,
-        name="generator",
-        signature=infer_signature(latent, images),
-        input_example=latent,
-        registered_model_name=registered_model_name,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-    )
+    architecture = json.loads(generator["__metadata__"]["architecture"])
+    with tempfile.TemporaryDirectory() as tmp:
+        network_code = Path(tmp) / f"{NETWORK_MODULE}.py"
+        shutil.copyfile(networks.__file__, network_code)
+        weights = Path(tmp) / "generator.safetensors"
+        TensorsDataset(str(weights)).save(generator)
+        info = mlflow.pyfunc.log_model(
+            name="generator",
+            python_model=PYFUNC_MODEL_FILE,
+            code_paths=[str(network_code)],
+            artifacts={"weights": str(weights)},
+            signature=generator_signature(tuple(architecture["image_shape"])),
+            input_example={"num_samples": 4, "seed": 0},
+            pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
+            model_config={"device": "auto"},
+        )
+    logged = {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
+    if not registered_model_name:
+        return logged
+    registered = mlflow.register_model(info.model_uri, registered_model_name, tags=version_tags)
+    mlflow.MlflowClient().set_registered_model_alias(registered_model_name, CHALLENGER, registered.version)
+    logger.info("Registered %s version %s as %r", registered_model_name, registered.version, CHALLENGER)
     return {
-        "logged": True,
-        "model_uri": info.model_uri,
-        "run_id": info.run_id,
-        "registered_model_name": registered_model_name or "",
-        "registered_model_version": int(info.registered_model_version or 0),
+        **logged,
+        "registered_model_name": registered_model_name,
+        "registered_model_version": int(registered.version),
+    }
+
+
+def promote(name: str, version: str, margin: float, timeout_s: int, max_retries: int) -> dict[str, Any]:
+    """Run the promotion gate on the tracking server this run logs to; tag the run with the outcome."""
+    decision = run_gate(
+        mlflow.get_tracking_uri(),
+        name,
+        version,
+        margin,
+        registry_uri=mlflow.get_registry_uri(),
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+    )
+    if mlflow.active_run() is not None:
+        with bounded_http(timeout_s, max_retries):
+            set_tags({"promotion.decision": decision.outcome, "promotion.model_version": version})
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "registered_model_name": name,
+        "challenger_version": decision.challenger.version,
+        "champion_version": decision.challenger.version if decision.moves_champion else decision.champion.version,
     }

@@ -1,9 +1,12 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
 from gan_pipeline.config import JudgeParams
 from gan_pipeline.gan.judge import train_judge
-from gan_pipeline.gan.metrics import METRICS, MetricInputs, compute_metrics, frechet_distance
+from gan_pipeline.gan.metrics import METRICS, MetricInputs, compute_metrics, frechet_distance, nearest_neighbours
 from tests.conftest import scaled
 
 
@@ -47,3 +50,75 @@ def test_every_metric_returns_flat_floats(judged):
     assert results["frechet_distance_ratio"] == pytest.approx(
         results["frechet_distance"] / results["frechet_distance_real_floor"]
     )
+
+
+def test_precision_recall_density_coverage_are_near_one_for_real_against_real(judged):
+    judge, train, _, val, val_labels = judged
+    scores = compute_metrics(["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, val))
+    assert scores["precision"] == scores["recall"] == scores["coverage"] == 1.0
+    assert scores["density"] == pytest.approx(1.0, abs=0.25)
+
+
+def test_a_collapsed_generator_keeps_precision_but_loses_recall_and_coverage(judged):
+    judge, train, train_labels, val, val_labels = judged
+    only_sevens = train[train_labels == 7]
+    scores = compute_metrics(
+        ["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, only_sevens)
+    )
+    assert scores["precision"] > 0.8
+    assert scores["recall"] < 0.4 and scores["coverage"] < 0.4
+
+
+def test_noise_scores_far_below_real_data_and_density_is_the_robust_one(judged):
+    judge, train, _, val, val_labels = judged
+    noise = torch.rand(len(val), *val.shape[1:], generator=torch.Generator().manual_seed(0)) * 2 - 1
+    metric = ["precision_recall_density_coverage"]
+    scores = compute_metrics(metric, MetricInputs(judge, train, val, val_labels, noise))
+    real = compute_metrics(metric, MetricInputs(judge, train, val, val_labels, train[: len(val)]))
+    assert all(scores[key] < 0.6 * real[key] for key in ("precision", "recall", "density", "coverage"))
+    # Precision counts a sample inside any real k-NN ball, so outlying real points let noise in;
+    # density (Naeem et al. 2020) counts how many balls, and stays low.
+    assert scores["density"] < 0.25 and scores["coverage"] < 0.25
+
+
+def test_precision_and_recall_refuse_sets_smaller_than_the_neighbourhood(judged):
+    judge, train, _, val, val_labels = judged
+    with pytest.raises(ValueError, match=r"more than nearest_k \+ 1 = 6 samples per set, got 4"):
+        compute_metrics(["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, val[:4]))
+
+
+def test_the_judge_inception_score_is_high_for_real_digits_and_near_one_for_a_single_class(judged):
+    judge, train, train_labels, val, val_labels = judged
+    real = compute_metrics(["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train))
+    collapsed = compute_metrics(
+        ["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train[train_labels == 3])
+    )
+    assert real["judge_inception_score"] > 4 and real["judge_inception_score_real"] > 4  # 10 at most: 10 classes
+    assert collapsed["judge_inception_score"] < 1.5
+    again = compute_metrics(["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train))
+    assert again == real  # the random split is seeded
+
+
+def test_copies_of_training_images_sit_much_closer_to_the_training_set_than_held_out_images(judged):
+    judge, train, _, val, val_labels = judged
+    copies = compute_metrics(["memorisation"], MetricInputs(judge, train, val, val_labels, train[:300]))
+    held_out = compute_metrics(["memorisation"], MetricInputs(judge, train, val, val_labels, val))
+    assert copies["nearest_train_distance"] == pytest.approx(0, abs=1e-2)
+    assert copies["nearest_train_distance_ratio"] < 0.01
+    assert held_out["nearest_train_distance_ratio"] == pytest.approx(1.0)
+
+
+def test_nearest_neighbours_finds_each_image_itself_first(judged):
+    _, train, _, _, _ = judged
+    distances, indices = nearest_neighbours(train[:50], train, k=3)
+    assert indices[:, 0].tolist() == list(range(50))
+    assert torch.all(distances[:, 0] < 1e-2) and torch.all(distances[:, 1:] > 0.1)  # matmul rounding near 0
+
+
+def test_every_metric_key_is_documented_in_the_readme_metrics_table(judged):
+    judge, train, _, val, val_labels = judged
+    keys = set(compute_metrics(list(METRICS), MetricInputs(judge, train, val, val_labels, train[:300])))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    documented = {key for cell in first_cells for key in re.findall(r"`(\w+)`", cell)}
+    assert keys | {"num_generated"} <= documented

@@ -7,6 +7,7 @@ from kedro.runner import SequentialRunner
 from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset
 from gan_pipeline.pipeline_registry import register_pipelines
 from gan_pipeline.pipelines.evaluation import nodes as evaluation_nodes
+from gan_pipeline.pipelines.promotion.nodes import promote_generator
 from tests.conftest import TINY_EVALUATION, TINY_TRAINING
 
 
@@ -16,10 +17,11 @@ def _catalog(**datasets) -> DataCatalog:
 
 def test_every_stage_is_registered_and_the_default_runs_them_in_order():
     pipelines = register_pipelines()
-    assert {"data_ingestion", "data_processing", "training", "evaluation", "__default__"} <= set(pipelines)
+    assert {"data_ingestion", "data_processing", "training", "evaluation", "promotion", "__default__"} <= set(pipelines)
     names = [node.name for node in pipelines["__default__"].nodes]
     assert names.index("ingest_dataset") < names.index("split_dataset") < names.index("train_model")
     assert names.index("train_model") < names.index("evaluate_generator") < names.index("register_generator")
+    assert names.index("register_generator") < names.index("promote_generator")
 
 
 def test_only_training_nodes_carry_the_gpu_tag():
@@ -77,3 +79,12 @@ def test_an_unchanged_judge_is_reused_not_retrained(digits_raw, monkeypatch):
     SequentialRunner().run(fit_judge_only, third)
     assert len(trainings) == 1
     assert third.load("judge")["__metadata__"]["fingerprint"] != judge["__metadata__"]["fingerprint"]
+
+
+def test_promotion_has_nothing_to_do_when_no_version_was_registered_or_it_is_disabled():
+    assert promote_generator({"logged": False}, {}) == {
+        "outcome": "skipped",
+        "reason": "no model version was registered",
+    }
+    registered = {"registered_model_name": "gan-generator-digits", "registered_model_version": 3}
+    assert promote_generator(registered, {"enabled": False})["reason"] == "promotion.enabled is false"

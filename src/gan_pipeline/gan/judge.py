@@ -19,7 +19,6 @@ class Judge(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, feature_dim: int = 64) -> None:
         super().__init__()
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
-        self.num_features = feature_dim  # read by torchmetrics' FrechetInceptionDistance
         channels, height, width = image_shape
         reduced = math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
         self.body = nn.Sequential(
@@ -44,18 +43,6 @@ class Judge(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classify(self.body(images))
-
-
-class JudgeFeatures(nn.Module):
-    """The judge seen as a feature extractor, in the form torchmetrics expects."""
-
-    def __init__(self, judge: Judge) -> None:
-        super().__init__()
-        self.judge = judge
-        self.num_features = judge.num_features
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.judge.features(images)
 
 
 def _random_shift(images: torch.Tensor, rng: torch.Generator, max_shift: int = 1) -> torch.Tensor:
@@ -87,9 +74,3 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, co
             optimiser.step()
             schedule.step()
     return judge.eval()
-
-
-@torch.no_grad()
-def predict_proba(judge: Judge, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    judge.eval()
-    return torch.cat([judge(chunk).softmax(dim=1) for chunk in images.split(batch_size)])

@@ -1,16 +1,73 @@
 """Generator quality metrics in the judge's feature space, by name.
 
-Each metric takes a ``MetricInputs`` and returns a flat dict of floats; the evaluation
-parameters list which to compute.
+Each metric takes a ``MetricInputs`` and returns a flat dict of floats; ``METRICS`` maps a name
+to it. The judge's features and logits of every image set are computed once, on first use, and
+shared by all metrics. The metric keys are stable: the MLflow comparison and the promotion gate
+read them, and the README documents each one.
 """
 
+import contextlib
+import copy
+import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
+from prdc import compute_prdc
+from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
 
-from gan_pipeline.gan.judge import Judge, JudgeFeatures, predict_proba
+from gan_pipeline.gan.judge import Judge
+
+BATCH_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class JudgeOutputs:
+    """The judge's view of an image set: penultimate features and class logits, on the CPU."""
+
+    features: torch.Tensor  # (N, feature_dim)
+    logits: torch.Tensor  # (N, num_classes)
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return self.logits.softmax(dim=1)
+
+    @property
+    def predicted_classes(self) -> torch.Tensor:
+        return self.logits.argmax(dim=1)
+
+
+@torch.no_grad()
+def judge_outputs(judge: Judge, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> JudgeOutputs:
+    """Features and logits in one pass; chunks go to the judge's device and come back to the CPU."""
+    device = next(judge.parameters()).device
+    if device.type == "cpu":  # CPU convolutions run about 30 % faster on channels-last weights
+        judge = copy.deepcopy(judge).to(memory_format=torch.channels_last)
+    judge.eval()
+    features, logits = [], []
+    for chunk in images.split(batch_size):
+        chunk_features = judge.features(chunk.to(device))
+        features.append(chunk_features.float().cpu())
+        logits.append(judge.classify(chunk_features).float().cpu())
+    return JudgeOutputs(torch.cat(features), torch.cat(logits))
+
+
+@torch.no_grad()
+def nearest_neighbours(
+    queries: torch.Tensor, references: torch.Tensor, k: int = 1, batch_size: int = BATCH_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean pixel distances ``(N, k)`` from each query image to its ``k`` nearest references, and their indices."""
+    flat_references = references.flatten(1).float()
+    distances, indices = [], []
+    for chunk in queries.flatten(1).float().split(batch_size):
+        nearest = torch.cdist(chunk, flat_references).topk(k, dim=1, largest=False)
+        distances.append(nearest.values)
+        indices.append(nearest.indices)
+    return torch.cat(distances), torch.cat(indices)
 
 
 @dataclass(frozen=True)
@@ -21,28 +78,86 @@ class MetricInputs:
     validation_labels: torch.Tensor
     generated: torch.Tensor
     confidence_threshold: float = 0.9
+    nearest_k: int = 5  # Naeem et al. (2020) use k = 5 for precision, recall, density and coverage
+    inception_score_splits: int = 10
+    memorisation_samples: int = 2000  # generated and held-out images whose nearest training image is searched
+    seed: int = 0  # for the random split of the inception score
+
+    @cached_property
+    def train_outputs(self) -> JudgeOutputs:
+        return judge_outputs(self.judge, self.real_train)
+
+    @cached_property
+    def validation_outputs(self) -> JudgeOutputs:
+        return judge_outputs(self.judge, self.real_validation)
+
+    @cached_property
+    def generated_outputs(self) -> JudgeOutputs:
+        return judge_outputs(self.judge, self.generated)
+
+    @cached_property
+    def generated_to_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel distance of the first ``memorisation_samples`` generated images to their nearest
+        training image, and that image's index."""
+        distances, indices = nearest_neighbours(self.generated[: self.memorisation_samples], self.real_train)
+        return distances[:, 0], indices[:, 0]
 
 
-def frechet_distance(judge: Judge, first: torch.Tensor, second: torch.Tensor, batch_size: int = 1024) -> float:
-    """FID computed by torchmetrics, with the judge's penultimate layer as the feature extractor."""
-    metric = FrechetInceptionDistance(feature=JudgeFeatures(judge).eval(), normalize=True)
-    with torch.no_grad():
-        for chunk in first.split(batch_size):
-            metric.update(chunk, real=True)
-        for chunk in second.split(batch_size):
-            metric.update(chunk, real=False)
-    return float(metric.compute())
+class _Precomputed(nn.Module):
+    """Hands torchmetrics features we already computed: its metrics call this as their extractor."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def frechet_distance_of_features(reference: torch.Tensor, others: list[torch.Tensor]) -> list[float]:
+    """FID (torchmetrics) of each set in ``others`` against ``reference``, all ``(N, D)`` judge features.
+
+    The reference statistics are accumulated once and kept across ``reset``.
+    """
+    metric = FrechetInceptionDistance(feature=_Precomputed(reference.shape[1]), reset_real_features=False)
+    metric.update(reference, real=True)
+    distances = []
+    for other in others:
+        metric.update(other, real=False)
+        distances.append(float(metric.compute()))
+        metric.reset()
+    return distances
+
+
+def frechet_distance(judge: Judge, first: torch.Tensor, second: torch.Tensor) -> float:
+    """FID between two image sets, with the judge's penultimate layer as the feature extractor."""
+    (distance,) = frechet_distance_of_features(
+        judge_outputs(judge, first).features, [judge_outputs(judge, second).features]
+    )
+    return distance
+
+
+def inception_score_of_logits(logits: torch.Tensor, splits: int, seed: int) -> tuple[float, float]:
+    """Inception score (torchmetrics) with the judge as the classifier: mean and std over ``splits``."""
+    metric = InceptionScore(feature=_Precomputed(logits.shape[1]), splits=splits)
+    metric.update(logits.double())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # torchmetrics shuffles with the global generator before splitting
+        mean, std = metric.compute()
+    return float(mean), float(std)
 
 
 def judge_accuracy(inputs: MetricInputs) -> dict[str, float]:
-    predictions = predict_proba(inputs.judge, inputs.real_validation).argmax(dim=1)
+    predictions = inputs.validation_outputs.predicted_classes
     return {"judge_val_accuracy": (predictions == inputs.validation_labels).float().mean().item()}
 
 
 def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     """Generated vs real validation, and real train vs real validation as the floor."""
-    generated = frechet_distance(inputs.judge, inputs.real_validation, inputs.generated)
-    floor = frechet_distance(inputs.judge, inputs.real_validation, inputs.real_train)
+    generated, floor = frechet_distance_of_features(
+        inputs.validation_outputs.features,
+        [inputs.generated_outputs.features, inputs.train_outputs.features],
+    )
     return {
         "frechet_distance": generated,
         "frechet_distance_real_floor": floor,
@@ -50,27 +165,80 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     }
 
 
+def class_histograms(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class shares of generated samples (judge's prediction) and of the real validation split (labels)."""
+    num_classes = inputs.judge.num_classes
+    generated = torch.bincount(inputs.generated_outputs.predicted_classes, minlength=num_classes).double()
+    real = torch.bincount(inputs.validation_labels, minlength=num_classes).double()
+    return generated / generated.sum(), real / real.sum()
+
+
 def mode_coverage(inputs: MetricInputs) -> dict[str, float]:
     """Classes the judge finds among generated samples, and KL(generated || real) of class shares."""
-    num_classes = inputs.judge.num_classes
-    probabilities = predict_proba(inputs.judge, inputs.generated)
-    confident = probabilities.max(dim=1).values >= inputs.confidence_threshold
-    generated_hist = torch.bincount(probabilities.argmax(dim=1), minlength=num_classes).double()
-    real_hist = torch.bincount(inputs.validation_labels, minlength=num_classes).double()
-    p, q = generated_hist / generated_hist.sum(), real_hist / real_hist.sum()
+    p, q = class_histograms(inputs)
     kl = torch.where(p > 0, p * (p / q.clamp_min(1e-12)).log(), torch.zeros_like(p)).sum()
+    confident = inputs.generated_outputs.probabilities.max(dim=1).values >= inputs.confidence_threshold
     return {
-        "classes_covered": float((generated_hist > 0).sum()),
-        "num_classes": float(num_classes),
+        "classes_covered": float((p > 0).sum()),
+        "num_classes": float(inputs.judge.num_classes),
         "class_kl_divergence": kl.item(),
         "confident_share": confident.double().mean().item(),
     }
+
+
+def precision_recall_density_coverage(inputs: MetricInputs) -> dict[str, float]:
+    """Kynkaanniemi et al. (2019) precision/recall, Naeem et al. (2020) density/coverage, by the ``prdc`` package.
+
+    Real validation features against as many generated ones, since the k-NN radii depend on set size.
+    """
+    count = min(len(inputs.real_validation), len(inputs.generated))
+    if count <= inputs.nearest_k + 1:
+        raise ValueError(
+            f"precision/recall need more than nearest_k + 1 = {inputs.nearest_k + 1} samples per set, got {count}; "
+            "lower evaluation.nearest_k or generate more samples"
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        scores = compute_prdc(  # float64: scikit-learn's float32 distances take a slower, upcasting path
+            real_features=inputs.validation_outputs.features[:count].double().numpy(),
+            fake_features=inputs.generated_outputs.features[:count].double().numpy(),
+            nearest_k=inputs.nearest_k,
+        )
+    return {name: float(scores[name]) for name in ("precision", "recall", "density", "coverage")}
+
+
+def judge_inception_score(inputs: MetricInputs) -> dict[str, float]:
+    """Inception score of generated samples with the judge as classifier; the real validation split for scale."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+        mean, std = inception_score_of_logits(
+            inputs.generated_outputs.logits, inputs.inception_score_splits, inputs.seed
+        )
+        real_mean, _ = inception_score_of_logits(
+            inputs.validation_outputs.logits, inputs.inception_score_splits, inputs.seed
+        )
+    return {"judge_inception_score": mean, "judge_inception_score_std": std, "judge_inception_score_real": real_mean}
+
+
+def memorisation(inputs: MetricInputs) -> dict[str, float]:
+    """Median pixel distance to the nearest training image: generated samples vs held-out real ones.
+
+    Held-out real images show how close unseen data sits to the training set; a generator that
+    copies its training data sits much closer (ratio well below 1). A median needs no more than
+    ``memorisation_samples`` images of each kind.
+    """
+    generated, _ = inputs.generated_to_train
+    held_out = nearest_neighbours(inputs.real_validation[: inputs.memorisation_samples], inputs.real_train)[0][:, 0]
+    ratio = generated.median() / held_out.median().clamp_min(1e-12)
+    return {"nearest_train_distance": generated.median().item(), "nearest_train_distance_ratio": ratio.item()}
 
 
 METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "judge_accuracy": judge_accuracy,
     "frechet_distance": frechet_distances,
     "mode_coverage": mode_coverage,
+    "precision_recall_density_coverage": precision_recall_density_coverage,
+    "judge_inception_score": judge_inception_score,
+    "memorisation": memorisation,
 }
 
 

@@ -7,15 +7,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from gan_pipeline.config import EvaluationParams, parse_params
 from gan_pipeline.datasets.synthetic import MIXTURES, mode_collapse_metrics, synthetic_modes
 from gan_pipeline.gan.judge import Judge, train_judge
-from gan_pipeline.gan.metrics import METRICS, MetricInputs, compute_metrics
+from gan_pipeline.gan.latent import interpolation_latents
+from gan_pipeline.gan.metrics import METRICS, MetricInputs, class_histograms, compute_metrics, nearest_neighbours
 from gan_pipeline.gan.runtime import resolve_device
 from gan_pipeline.gan.serialization import METADATA, generator_from_tensors, load_state, module_to_tensors
 from gan_pipeline.gan.training import sample_images
-from gan_pipeline.plots import sample_grid_figure
+from gan_pipeline.plots import (
+    class_histogram_figure,
+    interpolation_strip_figure,
+    nearest_neighbours_figure,
+    note_figure,
+    sample_grid_figure,
+)
 from gan_pipeline.tracking import log_generator, log_metrics
 
 logger = logging.getLogger(__name__)
@@ -68,7 +76,7 @@ def evaluate_generator(
     validation_set: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Score generated samples against the real validation split; log the metrics."""
+    """Score generated samples against the real splits; log the metrics; draw the evaluation figures."""
     config = parse_params(EvaluationParams, "evaluation", params)
     device = resolve_device(config.device)
     net = generator_from_tensors(generator).to(device)
@@ -77,29 +85,39 @@ def evaluate_generator(
     train_images, _ = _tensors(train_set)
     val_images, val_labels = _tensors(validation_set)
     count = len(train_images) if config.num_generated == "match_train" else config.num_generated
-    generated = _generate(net, count, config.seed)
+    rng = torch.Generator(device=device).manual_seed(config.seed)
+    generated = _generate(net, count, rng)
     inputs = MetricInputs(
-        judge=_judge_from_tensors(judge),
+        judge=_judge_from_tensors(judge).to(device),
         real_train=train_images,
         real_validation=val_images,
         validation_labels=val_labels,
         generated=generated,
         confidence_threshold=config.confidence_threshold,
+        nearest_k=config.nearest_k,
+        inception_score_splits=config.inception_score_splits,
+        memorisation_samples=config.memorisation_samples,
+        seed=config.seed,
     )
     metrics = compute_metrics(list(METRICS), inputs)
     metrics["num_generated"] = float(count)
     log_metrics(metrics)
+    path_latents = interpolation_latents(
+        config.interpolation_rows, config.interpolation_steps, net.arch.latent_dim, rng
+    )
     return {
         "metrics": metrics,
         "evaluation_samples": sample_grid_figure(generated[:64], "Generated samples (evaluation seed)"),
+        "class_histogram": class_histogram_figure(*class_histograms(inputs)),
+        "latent_interpolation": interpolation_strip_figure(
+            sample_images(net, path_latents), config.interpolation_steps
+        ),
+        "nearest_neighbours": _nearest_neighbours_panel(inputs, config.nearest_neighbour_rows),
     }
 
 
-def _generate(net: torch.nn.Module, count: int, seed: int) -> torch.Tensor:
-    device = next(net.parameters()).device
-    latent = torch.randn(
-        count, net.arch.latent_dim, generator=torch.Generator(device=device).manual_seed(seed), device=device
-    )
+def _generate(net: torch.nn.Module, count: int, rng: torch.Generator) -> torch.Tensor:
+    latent = torch.randn(count, net.arch.latent_dim, generator=rng, device=rng.device)
     return torch.cat([sample_images(net, chunk) for chunk in latent.split(1024)])
 
 
@@ -112,16 +130,60 @@ def evaluate_mode_coverage(net: torch.nn.Module, train_set: dict[str, Any], conf
             f"{sorted(MIXTURES)}"
         )
     centres, std = synthetic_modes(dataset)
-    generated = _generate(net, config.synthetic_num_samples, config.seed)
+    rng = torch.Generator(device=next(net.parameters()).device).manual_seed(config.seed)
+    generated = _generate(net, config.synthetic_num_samples, rng)
     metrics = {**mode_collapse_metrics(generated.numpy(), centres, std), "num_generated": float(len(generated))}
     log_metrics(metrics)
     modes = f"{metrics['modes_covered']:.0f}/{metrics['num_modes']:.0f} modes"
     title = f"{modes}, {metrics['high_quality_share']:.0%} high quality"
-    return {"metrics": metrics, "evaluation_samples": sample_grid_figure(generated, title, modes=centres)}
+    nearest_mode = torch.cdist(generated, torch.from_numpy(centres).float()).argmin(dim=1)
+    real_labels = torch.from_numpy(np.asarray(train_set["labels"]))
+    path_latents = interpolation_latents(
+        config.interpolation_rows, config.interpolation_steps, net.arch.latent_dim, rng
+    )
+    return {
+        "metrics": metrics,
+        "evaluation_samples": sample_grid_figure(generated, title, modes=centres),
+        "class_histogram": class_histogram_figure(
+            _shares(nearest_mode, len(centres)), _shares(real_labels, len(centres))
+        ),
+        "latent_interpolation": sample_grid_figure(sample_images(net, path_latents), "Latent interpolation", centres),
+        "nearest_neighbours": note_figure("No memorisation panel: 2-D samples are points, not images to compare."),
+    }
 
 
-def register_generator(generator: dict[str, Any], metrics: dict[str, float], params: dict[str, Any]) -> dict[str, Any]:
-    """Log the evaluated generator to MLflow and register a new model version."""
+def _shares(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    return counts / counts.sum()
+
+
+def _nearest_neighbours_panel(inputs: MetricInputs, rows: int, neighbours: int = 5) -> Figure:
+    """The generated samples closest to the training set, each beside its nearest training images."""
+    distances, _ = inputs.generated_to_train
+    suspects = inputs.generated[distances.argsort()[:rows]]
+    neighbour_distances, indices = nearest_neighbours(
+        suspects, inputs.real_train, k=min(neighbours, len(inputs.real_train))
+    )
+    return nearest_neighbours_figure(suspects, inputs.real_train[indices], neighbour_distances)
+
+
+def register_generator(
+    generator: dict[str, Any],
+    judge: dict[str, Any],
+    train_set: dict[str, Any],
+    metrics: dict[str, float],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Log the evaluated generator to MLflow as a pyfunc model; register it as its dataset's new challenger.
+
+    The version's tags say what its metrics can be compared with: the dataset, the judge and the sample count.
+    """
     config = parse_params(EvaluationParams, "evaluation", params)
-    name = config.registered_model_name if config.register_model else None
-    return log_generator(generator_from_tensors(generator), name)
+    dataset = train_set.get(METADATA, {}).get("dataset", "unknown")
+    tags = {
+        "dataset": dataset,
+        "judge_fingerprint": judge[METADATA]["fingerprint"],
+        "num_generated": str(int(metrics["num_generated"])),
+    }
+    name = config.model_name(dataset) if config.register_model else None
+    return log_generator(generator, name, tags)

@@ -15,12 +15,21 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 evaluate_generator,
                 inputs=["generator", "judge", "train_set", "validation_set", "params:evaluation"],
-                outputs={"metrics": "metrics", "evaluation_samples": "evaluation_samples"},
+                outputs={
+                    name: name
+                    for name in (
+                        "metrics",
+                        "evaluation_samples",
+                        "class_histogram",
+                        "latent_interpolation",
+                        "nearest_neighbours",
+                    )
+                },
                 name="evaluate_generator",
             ),
             Node(
                 register_generator,
-                inputs=["generator", "metrics", "params:evaluation"],
+                inputs=["generator", "judge", "train_set", "metrics", "params:evaluation"],
                 outputs="registered_model",
                 name="register_generator",
             ),

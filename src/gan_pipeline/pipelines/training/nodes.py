@@ -11,7 +11,7 @@ from gan_pipeline.gan.runtime import resolve_device, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import train_gan
 from gan_pipeline.plots import loss_curves_figure, training_progress_figure
-from gan_pipeline.tracking import log_step_metrics, set_tags
+from gan_pipeline.tracking import log_step_metrics, set_tags, system_metrics_logged
 
 
 def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +25,8 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     preset = preset_name(config.preset, tuple(real.shape[1:]))
     set_tags({"architecture": preset, "device": str(device), "loss": config.loss})
 
-    result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
+    with system_metrics_logged(config.system_metrics_interval_s):
+        result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
 
     history = pd.DataFrame(result.history)
     arch_json = architecture_metadata(arch)

@@ -1,0 +1,152 @@
+"""The registered generator as users load it: mlflow.pyfunc, a clean process, and `mlflow models serve`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from tests.mlflow_server import MLFLOW, free_port
+
+LATENT_DIM = 64  # the digits_dcgan preset the registered_generator fixture uses
+
+
+@pytest.fixture(scope="module")
+def champion_uri(registered_generator) -> Iterator[str]:
+    tracking_uri, name, version = registered_generator
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    yield f"models:/{name}@champion"
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def model(champion_uri):
+    return mlflow.pyfunc.load_model(champion_uri)
+
+
+def test_predict_returns_float32_images_in_the_tanh_range(model):
+    images = model.predict({"num_samples": 5, "seed": 0})
+    assert images.shape == (5, 1, 8, 8)
+    assert images.dtype == np.float32
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+
+
+def test_the_same_seed_gives_the_same_images_and_another_seed_others(model):
+    first = model.predict({"num_samples": 4, "seed": 7})
+    assert np.array_equal(first, model.predict({"num_samples": 4, "seed": 7}))
+    assert not np.allclose(first, model.predict({"num_samples": 4, "seed": 8}))
+    assert not np.allclose(model.predict({"num_samples": 4}), model.predict({"num_samples": 4}))
+
+
+def test_a_latent_batch_gives_one_image_per_row_matching_the_seeded_path(model):
+    import torch
+
+    latent = torch.randn(3, LATENT_DIM, generator=torch.Generator().manual_seed(7)).numpy()
+    images = model.predict(pd.DataFrame({"latent": list(latent)}))
+    assert np.allclose(images, model.predict({"num_samples": 3, "seed": 7}), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        ({"num_samples": 0}, r"num_samples must be in \[1, 65536\], got 0"),
+        (pd.DataFrame({"latent": [np.zeros(3, dtype=np.float32)]}), r"each latent vector needs 64 values"),
+        (pd.DataFrame({"num_samples": [2, 3]}), r"got 2 rows and no 'latent' column"),
+    ],
+)
+def test_a_malformed_request_is_refused_with_what_to_send(model, request_body, message):
+    with pytest.raises(MlflowException, match=message) as caught:
+        model.predict(request_body)
+    assert "num_samples" in str(caught.value) and "latent" in str(caught.value)
+
+
+def test_the_torch_generator_is_reachable_for_python_users(model):
+    import torch
+
+    generator = model.unwrap_python_model().generator
+    images = generator(torch.randn(2, LATENT_DIM))
+    assert images.shape == (2, 1, 8, 8)
+
+
+def test_the_model_loads_and_predicts_in_a_process_that_cannot_import_the_project(
+    registered_generator, champion_uri, model, tmp_path
+):
+    tracking_uri, _, _ = registered_generator
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        class NoProject(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] == "gan_pipeline":
+                    raise ModuleNotFoundError(f"the project is not importable here: {{name}}")
+
+        sys.meta_path.insert(0, NoProject())
+        sys.path = [p for p in sys.path if not p.endswith("src") and p not in ("", ".")]
+        import mlflow, numpy as np
+        mlflow.set_tracking_uri({tracking_uri!r})
+        images = mlflow.pyfunc.load_model({champion_uri!r}).predict({{"num_samples": 3, "seed": 11}})
+        assert not any(name.startswith("gan_pipeline") for name in sys.modules), "the project was imported"
+        np.save("images.npy", images)
+        """
+    )
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Equal up to float rounding: this process runs torch on one thread, the child on several.
+    assert np.allclose(np.load(tmp_path / "images.npy"), model.predict({"num_samples": 3, "seed": 11}), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_with_images(registered_generator, champion_uri, model, tmp_path):
+    tracking_uri, _, _ = registered_generator
+    port = free_port()
+    # `mlflow models serve` execs `uvicorn` by name: the virtual environment's bin/ must be on PATH.
+    path = os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [MLFLOW, "models", "serve", "-m", champion_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        body = json.dumps({"dataframe_records": [{"num_samples": 2, "seed": 5}]}).encode()
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    predictions = np.asarray(json.load(response)["predictions"], dtype=np.float32)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(1)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        log.close()
+    assert predictions.shape == (2, 1, 8, 8)
+    assert np.allclose(predictions, model.predict({"num_samples": 2, "seed": 5}), atol=1e-6)

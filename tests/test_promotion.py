@@ -1,0 +1,58 @@
+"""The promotion rule on plain numbers: margin, mode coverage, and the refusals."""
+
+import pytest
+
+from gan_pipeline.promotion import Candidate, PromotionRefused, decide
+
+TAGS = {"dataset": "digits", "judge_fingerprint": "abc", "num_generated": "1437"}
+
+
+def candidate(version: str, distance: float | None = 10.0, covered: float = 10, **tags: str) -> Candidate:
+    metrics = {"classes_covered": covered} | ({} if distance is None else {"frechet_distance": distance})
+    return Candidate(version, f"run{version}", metrics, TAGS | tags)
+
+
+def test_the_first_generator_becomes_champion():
+    decision = decide(candidate("1"), None, margin=0.02)
+    assert decision.outcome == "first_champion" and decision.moves_champion
+    assert "frechet_distance 10" in decision.reason
+
+
+def test_a_challenger_lower_by_the_margin_with_as_many_classes_is_promoted():
+    decision = decide(candidate("2", distance=9.7), candidate("1", distance=10.0), margin=0.02)
+    assert decision.outcome == "promoted" and decision.moves_champion
+    assert decision.required_frechet_distance == pytest.approx(9.8)
+    assert "9.7 vs 10 of version 1" in decision.reason and "needed < 9.8" in decision.reason
+
+
+def test_a_challenger_lower_by_less_than_the_margin_is_not_promoted():
+    decision = decide(candidate("2", distance=9.9), candidate("1", distance=10.0), margin=0.02)
+    assert decision.outcome == "kept" and not decision.moves_champion
+    assert "not lower by the margin" in decision.reason
+
+
+def test_a_closer_challenger_that_loses_a_class_is_not_promoted():
+    decision = decide(candidate("2", distance=5.0, covered=9), candidate("1", distance=10.0), margin=0.02)
+    assert decision.outcome == "kept"
+    assert "covers fewer classes" in decision.reason and "not lower" not in decision.reason
+
+
+def test_a_champion_without_the_metric_is_refused_with_the_fix():
+    with pytest.raises(PromotionRefused, match=r"champion \(version 1, run run1\) has no metric 'frechet_distance'"):
+        decide(candidate("2"), candidate("1", distance=None), margin=0.02)
+
+
+@pytest.mark.parametrize("tag", ["dataset", "judge_fingerprint", "num_generated"])
+def test_versions_scored_on_other_data_or_by_another_judge_are_not_compared(tag):
+    with pytest.raises(PromotionRefused, match=rf"their '{tag}' differs \('{TAGS[tag]}' vs 'other'\)"):
+        decide(candidate("2", distance=1.0), candidate("1", **{tag: "other"}), margin=0.02)
+
+
+def test_the_champion_cannot_challenge_itself():
+    with pytest.raises(PromotionRefused, match="already holds the champion alias"):
+        decide(candidate("1"), candidate("1"), margin=0.02)
+
+
+def test_force_moves_the_champion_without_comparing():
+    decision = decide(candidate("2", distance=None), candidate("1", dataset="other"), margin=0.02, force=True)
+    assert decision.outcome == "forced" and decision.moves_champion
