@@ -11,18 +11,19 @@ from gan_pipeline.gan.runtime import resolve_device, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import train_gan
 from gan_pipeline.plots import loss_curves_figure, training_progress_figure
-from gan_pipeline.tracking import log_step_metrics, set_tags
+from gan_pipeline.tracking import active_run_record, log_step_metrics, set_tags
 
 
 def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Train G and D; return weights, the per-step loss history and figures."""
+    """Train G and D; return weights, the per-step loss history, figures and the MLflow run that trained them."""
     config = parse_params(TrainingParams, "training", params)
     device = resolve_device(config.device)
     real = torch.from_numpy(train_set["samples"]).to(device)
     arch = resolve_architecture(config.preset, tuple(real.shape[1:]), config.architecture)
     rng = seeded_generator(config.seed, device)
     generator, discriminator = (net.to(device) for net in build_networks(arch))
-    set_tags({"architecture": config.preset, "device": str(device), "loss": config.loss})
+    dataset = train_set.get("__metadata__", {}).get("dataset")
+    set_tags({"architecture": config.preset, "device": str(device), "loss": config.loss, "dataset": dataset})
 
     result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
 
@@ -34,4 +35,5 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
         "loss_history": history,
         "loss_curves": loss_curves_figure(history),
         "training_progress": training_progress_figure(result.snapshots),
+        "training_run": active_run_record(),
     }
