@@ -4,13 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run test lint install dev clean
+.PHONY: run test lint repro install dev clean
 
 run: install
 	$(BIN)/kedro run
 
 test: dev
 	$(BIN)/pytest
+
+# The DVC pipeline: reruns only the stages whose code, data or parameters changed. Its stages
+# call `kedro`, so the venv's bin goes first on PATH.
+repro: dev
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 lint: dev
 	$(BIN)/ruff check .

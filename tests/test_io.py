@@ -42,3 +42,18 @@ def test_tables_round_trip(tmp_path):
     dataset = TableDataset(str(tmp_path / "nested" / "loss.csv"))
     dataset.save(frame)
     pd.testing.assert_frame_equal(dataset.load(), frame)
+
+
+def test_the_same_tensors_always_write_the_same_bytes(tmp_path):
+    """safetensors writes its metadata in hash-map order; DVC would see every rewrite as a new version."""
+    metadata = {f"key_{index}": f"value {index} é" for index in range(8)}
+    data = {"b": np.ones((2, 3), dtype=np.float32), "a": np.arange(4, dtype=np.int64), "__metadata__": metadata}
+    contents = set()
+    for attempt in range(6):
+        path = tmp_path / f"{attempt}.safetensors"
+        TensorsDataset(str(path)).save(data)
+        contents.add(path.read_bytes())
+    assert len(contents) == 1
+    loaded = TensorsDataset(str(tmp_path / "0.safetensors")).load()
+    assert loaded["__metadata__"] == metadata
+    np.testing.assert_array_equal(loaded["a"], data["a"])

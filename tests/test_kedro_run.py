@@ -1,5 +1,7 @@
 """The whole project as a user runs it: `kedro run` in a fresh copy, then the MLflow store it left."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import mlflow
@@ -130,3 +132,12 @@ def test_invalid_parameters_stop_the_run_before_any_work(finished_run, project):
     assert "training.epochs" in output and "training.preset: unknown preset 'nope'" in output
     after = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_the_run_names_its_data_version_and_is_recorded_beside_the_model(finished_run, project):
+    _, _, run = finished_run
+    raw = project / "data" / "01_raw" / "raw_dataset.safetensors"
+    assert run.data.tags["data_version"] == hashlib.md5(raw.read_bytes()).hexdigest()  # DVC's hash of the file
+    assert run.data.tags["data_version_file"] == "data/01_raw/raw_dataset.safetensors"
+    record = json.loads((project / "data" / "06_models" / "training_run.json").read_text())
+    assert record["run_id"] == run.info.run_id

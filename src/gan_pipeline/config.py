@@ -167,3 +167,18 @@ def parse_params(model: type[ParamsT], section: str, values: dict[str, Any] | No
         raise ParameterError(
             "invalid parameters in conf/base/parameters_*.yml or --params:\n" + "\n".join(problems)
         ) from None
+
+
+PARAM_SEP = "."  # also kedro-mlflow's `params.dict_params.sep` in conf/base/mlflow.yml
+
+
+def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as dotted keys (``training.epochs``): the names kedro-mlflow logs and DVC tracks."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):  # an empty section leaves no key, as in kedro-mlflow
+            flat.update(flatten_params(value, f"{name}{PARAM_SEP}"))
+        else:
+            flat[name] = value
+    return flat

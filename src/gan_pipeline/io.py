@@ -6,6 +6,7 @@ either sees the previous complete file or the new complete file.
 
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,12 +39,33 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def sort_safetensors_header(path: Path) -> None:
+    """Rewrite a safetensors header with its keys sorted, in place.
+
+    The writer emits metadata in hash-map order, which changes from one process to the next, so the
+    same tensors would hash differently each time they are saved and DVC would rerun every stage
+    downstream. Sorting keeps the header's length, so the tensor bytes after it stay where they are.
+    """
+    with path.open("r+b") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(size))
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(canonical) > size:
+            raise DatasetError(f"{path}: sorting the safetensors header made it longer ({len(canonical)} > {size})")
+        handle.seek(8)
+        handle.write(canonical.ljust(size, b" "))  # the format pads headers with spaces
+
+
 class _LocalFileDataset(AbstractDataset):
     """A dataset bound to one local file; subclasses say how to read and write it."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
         self.metadata = metadata
+
+    @property
+    def filepath(self) -> Path:
+        return self._filepath
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
@@ -61,6 +83,8 @@ class _LocalFileDataset(AbstractDataset):
 
 class TensorsDataset(_LocalFileDataset):
     """A dict of numpy arrays in safetensors, plus string metadata stored in the file header.
+
+    The same arrays and metadata always give the same bytes, so DVC sees an unchanged output as unchanged.
 
     With ``missing_ok`` an absent file loads as ``{}``: for caches that a node may reuse.
     """
@@ -88,6 +112,7 @@ class TensorsDataset(_LocalFileDataset):
         arrays = {k: np.ascontiguousarray(v) for k, v in data.items() if k != "__metadata__"}
         with atomic_path(self._filepath) as tmp:
             save_file(arrays, tmp, metadata=metadata)
+            sort_safetensors_header(tmp)
 
 
 class TableDataset(_LocalFileDataset):

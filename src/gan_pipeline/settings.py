@@ -4,15 +4,16 @@ import warnings
 
 from omegaconf.resolvers import oc
 
-from gan_pipeline.hooks import ProjectHooks
+from gan_pipeline.hooks import ModelRunHooks, ProjectHooks
 
 # Upstream deprecation noise (kedro 1.7 / kedro-mlflow 2.0 on omegaconf 2.4 and MLflow 3) that
 # users cannot act on; real warnings still show.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
-# kedro-mlflow registers its own hook through its entry point.
-HOOKS = (ProjectHooks(),)
+# kedro-mlflow registers its own hook through its entry point; ModelRunHooks steers which run it
+# logs into (before it starts one), ProjectHooks validates and tags (after).
+HOOKS = (ModelRunHooks(), ProjectHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,7 +1,7 @@
 """The nodes' bridge to MLflow: nodes reach MLflow (runs, system metrics, the registry) only through here.
 
-Every function is a no-op when no MLflow run is active, so nodes also run under a bare
-``SequentialRunner`` in tests or without kedro-mlflow.
+Every function used by nodes is a no-op when no MLflow run is active, so nodes also run under
+a bare ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
 import importlib.util
@@ -17,8 +17,12 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import LifecycleStage, Run
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from gan_pipeline.gan import networks
 from gan_pipeline.io import TensorsDataset
@@ -40,9 +44,45 @@ def log_metrics(metrics: dict[str, float]) -> None:
         mlflow.log_metrics(metrics)
 
 
+def log_params(params: dict[str, Any]) -> None:
+    """Log params as kedro-mlflow does: a value too long for an MLflow param becomes a tag."""
+    if mlflow.active_run() is None:
+        return
+    values = {key: str(value) for key, value in params.items()}
+    mlflow.log_params({key: value for key, value in values.items() if len(value) <= MAX_PARAM_VAL_LENGTH})
+    mlflow.set_tags({key: value for key, value in values.items() if len(value) > MAX_PARAM_VAL_LENGTH})
+
+
 def set_tags(tags: dict[str, Any]) -> None:
+    """Set the tags whose value is known; ``None`` values are left out rather than logged as "None"."""
     if mlflow.active_run() is not None:
-        mlflow.set_tags({key: str(value) for key, value in tags.items()})
+        mlflow.set_tags({key: str(value) for key, value in tags.items() if value is not None})
+
+
+def active_run_record() -> dict[str, str]:
+    """The run logging right now, saved beside the model so that later stages can log into it.
+
+    Empty when no run is active (a bare runner, or tracking switched off for the pipeline).
+    """
+    run = mlflow.active_run()
+    if run is None:
+        return {}
+    return {"run_id": run.info.run_id, "run_name": run.info.run_name, "experiment_id": run.info.experiment_id}
+
+
+def find_run(run_id: str) -> Run | None:
+    """The run with this id in the current tracking store, or None if the store lacks it or it was deleted."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        return None
+    return None if run.info.lifecycle_stage == LifecycleStage.DELETED else run
+
+
+def changed_params(run: Run, params: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """``{key: (logged, new)}`` for params the run already holds with another value (MLflow refuses to change them)."""
+    logged = run.data.params
+    return {key: (logged[key], value) for key, value in params.items() if key in logged and logged[key] != value}
 
 
 @contextmanager

@@ -9,7 +9,6 @@ import pandas as pd
 
 from gan_pipeline.config import IngestionParams, parse_params
 from gan_pipeline.datasets import load_dataset
-from gan_pipeline.tracking import set_tags
 
 
 def ingest_dataset(params: dict[str, Any]) -> dict[str, Any]:
@@ -17,7 +16,6 @@ def ingest_dataset(params: dict[str, Any]) -> dict[str, Any]:
     config = parse_params(IngestionParams, "data_ingestion", params)
     raw = load_dataset(config.dataset, config.source_options, Path(config.raw_dir))
     card = {"dataset": config.dataset, **raw.card}
-    set_tags({"dataset": config.dataset, **{f"data.{key}": value for key, value in card.items()}})
     return {
         "raw_dataset": {
             "samples": raw.samples,

@@ -11,11 +11,11 @@ from gan_pipeline.gan.runtime import resolve_device, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import train_gan
 from gan_pipeline.plots import loss_curves_figure, training_progress_figure
-from gan_pipeline.tracking import log_step_metrics, set_tags, system_metrics_logged
+from gan_pipeline.tracking import active_run_record, log_step_metrics, set_tags, system_metrics_logged
 
 
 def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Train G and D; return weights, the per-step loss history and figures."""
+    """Train G and D; return weights, the per-step loss history, figures and the MLflow run that trained them."""
     config = parse_params(TrainingParams, "training", params)
     device = resolve_device(config.device)
     real = torch.from_numpy(train_set["samples"]).to(device)
@@ -23,7 +23,8 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     rng = seeded_generator(config.seed, device)
     generator, discriminator = (net.to(device) for net in build_networks(arch))
     preset = preset_name(config.preset, tuple(real.shape[1:]))
-    set_tags({"architecture": preset, "device": str(device), "loss": config.loss})
+    dataset = train_set.get("__metadata__", {}).get("dataset")
+    set_tags({"architecture": preset, "device": str(device), "loss": config.loss, "dataset": dataset})
 
     with system_metrics_logged(config.system_metrics_interval_s):
         result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
@@ -36,4 +37,5 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
         "loss_history": history,
         "loss_curves": loss_curves_figure(history),
         "training_progress": training_progress_figure(result.snapshots),
+        "training_run": active_run_record(),
     }

@@ -11,7 +11,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["train_set", "params:training"],
                 outputs={
                     name: name
-                    for name in ("generator", "discriminator", "loss_history", "loss_curves", "training_progress")
+                    for name in (
+                        "generator",
+                        "discriminator",
+                        "loss_history",
+                        "loss_curves",
+                        "training_progress",
+                        "training_run",
+                    )
                 },
                 name="train_model",
                 tags=["gpu"],

@@ -1,0 +1,353 @@
+"""The DVC workflow as users run it: the real `dvc` on a clone of the project, with tiny parameters.
+
+One clone goes through the steps in order (each a module fixture, so a single test still runs the
+steps before it): a first `dvc repro`, a no-op one, an evaluation, a training (as `dvc exp run`)
+and a processing parameter change, deleted outputs, then `dvc push` and a second clone that pulls.
+HOME points at a temporary folder, so the default remote (`~/.cache/gan-pipeline/dvc-remote`) is
+used for real without touching the user's.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+STAGES = ["data_ingestion", "data_processing", "training", "evaluation"]
+TINY = {
+    "training": {
+        "epochs": 1,
+        "batch_size": 64,
+        "log_every_steps": 5,
+        "sample_every_epochs": 1,
+        "num_fixed_samples": 16,
+        "progress_bar": False,
+        "device": "cpu",
+    },
+    "evaluation": {"judge": {"epochs": 1}, "num_generated": 256, "device": "cpu", "register_model": False},
+}
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "DVC_", "KEDRO_"))}
+    env.update(
+        HOME=str(home),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the stages call `kedro`, as in an activated venv
+        DVC_NO_ANALYTICS="1",
+        OMP_NUM_THREADS="1",  # polite on shared 2-core machines
+        MPLCONFIGDIR=matplotlib.get_cachedir(),  # reuse the font cache instead of rebuilding it in HOME
+        COLUMNS="200",  # Kedro's rich console wraps error messages at the terminal width
+    )
+    return env
+
+
+class Shell:
+    """Runs commands in one project folder with the test environment; failures show their output."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd, self.env = cwd, env
+
+    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            args, cwd=self.cwd, env={**self.env, **env}, capture_output=True, text=True, timeout=600, check=False
+        )
+        if check:
+            assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        return result
+
+    def dvc(self, *args: str) -> subprocess.CompletedProcess:
+        return self.run(str(BIN / "dvc"), *args)
+
+    def dvc_json(self, *args: str) -> Any:
+        return json.loads(self.dvc(*args, "--json").stdout)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", message)
+
+    def set_params(self, section: str, values: dict[str, Any]) -> None:
+        """Edit conf/base/parameters_<section>.yml as a user would (comments are lost in this copy only)."""
+        path = self.cwd / "conf" / "base" / f"parameters_{section}.yml"
+        params = yaml.safe_load(path.read_text())
+        merge(params[section], values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def lock(self) -> dict[str, Any]:
+        return yaml.safe_load((self.cwd / "dvc.lock").read_text())
+
+    def runs(self) -> list[Run]:
+        client = MlflowClient(tracking_uri=f"sqlite:///{self.cwd / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("gan-pipeline")
+        return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def merge(target: dict[str, Any], values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def stages_run(result: subprocess.CompletedProcess) -> list[str]:
+    """The stages DVC executed (not skipped, not restored from its run cache), in order."""
+    return re.findall(r"Running stage '([\w-]+)'", result.stdout)
+
+
+def lock_outputs(lock: dict[str, Any]) -> dict[str, str]:
+    """Every output DVC tracks, with the md5 it recorded."""
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def top_level_runs(runs: list[Run]) -> list[Run]:
+    return [run for run in runs if MLFLOW_PARENT_RUN_ID not in run.data.tags]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    return environment(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, env) -> Path:
+    """The working tree as it would be pushed (tracked and not-ignored files), with tiny parameters."""
+    root = tmp_path_factory.mktemp("origin")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    shell = Shell(root, env)
+    shell.run("git", "init", "-q", "-b", "main")
+    shell.run("git", "config", "user.name", "Test")
+    shell.run("git", "config", "user.email", "test@example.com")
+    for section, values in TINY.items():
+        shell.set_params(section, values)
+    shell.commit("project with tiny parameters")
+    return root
+
+
+def clone(source: Path, target: Path, env: dict[str, str]) -> Shell:
+    subprocess.run(["git", "clone", "-q", str(source), str(target)], env=env, check=True)
+    shell = Shell(target, env)
+    shell.run("git", "config", "user.name", "Test")
+    shell.run("git", "config", "user.email", "test@example.com")
+    return shell
+
+
+@pytest.fixture(scope="module")
+def workspace(origin, tmp_path_factory, env) -> Shell:
+    return clone(origin, tmp_path_factory.mktemp("clones") / "first", env)
+
+
+@pytest.fixture(scope="module")
+def first_repro(workspace) -> subprocess.CompletedProcess:
+    result = workspace.dvc("repro")
+    workspace.commit("first dvc repro")
+    return result
+
+
+@pytest.fixture(scope="module")
+def second_repro(first_repro, workspace) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+    return workspace.dvc("repro"), workspace.dvc_json("status")
+
+
+@pytest.fixture(scope="module")
+def hidden_override(second_repro, workspace) -> dict[str, Any]:
+    """A conf/local override of a tracked parameter while DVC runs the training stage (DVC sets DVC_STAGE)."""
+    local = workspace.cwd / "conf" / "local" / "parameters.yml"
+    local.write_text("training:\n  epochs: 3\n")
+    before = {path: path.stat().st_mtime_ns for path in (workspace.cwd / "data").rglob("*") if path.is_file()}
+    result = workspace.run(str(BIN / "kedro"), "run", "--pipeline", "training", check=False, DVC_STAGE="training")
+    after = {path: path.stat().st_mtime_ns for path in (workspace.cwd / "data").rglob("*") if path.is_file()}
+    local.unlink()
+    return {"result": result, "unchanged": before == after, "runs": len(workspace.runs())}
+
+
+@pytest.fixture(scope="module")
+def evaluation_change(hidden_override, workspace) -> dict[str, Any]:
+    workspace.set_params("evaluation", {"confidence_threshold": 0.8})
+    result = workspace.dvc("repro")
+    workspace.commit("stricter confidence threshold")
+    return {"result": result, "runs": workspace.runs()}
+
+
+@pytest.fixture(scope="module")
+def training_experiment(evaluation_change, workspace) -> dict[str, Any]:
+    baseline = lock_outputs(workspace.lock())
+    change = "conf/base/parameters_training.yml:training.epochs=2"
+    result = workspace.dvc("exp", "run", "-S", change, "-n", "two-epochs")
+    experiment = {
+        "result": result,
+        "baseline_outputs": baseline,
+        "exp_show": workspace.dvc_json("exp", "show"),
+        "metrics_diff": workspace.dvc_json("metrics", "diff"),
+        "plots": workspace.dvc_json("plots", "diff", "HEAD"),
+        "runs": workspace.runs(),
+    }
+    workspace.commit("two epochs")
+    return experiment
+
+
+@pytest.fixture(scope="module")
+def processing_change(training_experiment, workspace) -> subprocess.CompletedProcess:
+    workspace.set_params("data_processing", {"seed": 1})
+    result = workspace.dvc("repro")
+    workspace.commit("another split")
+    return result
+
+
+@pytest.fixture(scope="module")
+def deleted_outputs(processing_change, workspace) -> dict[str, Any]:
+    """The generator (training stage, run-cached) and the metrics (evaluation stage, which persists the judge)."""
+    generator = workspace.cwd / "data" / "06_models" / "generator.safetensors"
+    metrics = workspace.cwd / "data" / "08_reporting" / "metrics.json"
+    contents = {generator: generator.read_bytes(), metrics: metrics.read_bytes()}
+    runs_before = len(workspace.runs())
+    generator.unlink()
+    metrics.unlink()
+    result = workspace.dvc("repro")
+    workspace.commit("outputs restored")
+    restored = {path: path.read_bytes() == content for path, content in contents.items()}
+    return {"result": result, "restored": restored, "runs_before": runs_before, "runs": workspace.runs()}
+
+
+@pytest.fixture(scope="module")
+def second_clone(deleted_outputs, workspace, env) -> Shell:
+    workspace.dvc("push")
+    other = clone(workspace.cwd, workspace.cwd.parent / "second", env)
+    other.dvc("pull")
+    return other
+
+
+def test_a_fresh_clone_reproduces_every_stage_and_writes_the_lock(first_repro, workspace):
+    assert stages_run(first_repro) == STAGES
+    lock = workspace.lock()
+    assert list(lock["stages"]) == STAGES
+    for path in lock_outputs(lock):
+        assert (workspace.cwd / path).stat().st_size > 0, path
+
+
+def test_a_second_repro_reruns_nothing_and_the_status_is_clean(second_repro):
+    result, status = second_repro
+    assert stages_run(result) == []
+    assert "Data and pipelines are up to date." in result.stdout
+    assert status == {}
+
+
+def test_the_model_has_one_mlflow_run_that_names_its_data_version(first_repro, workspace):
+    (run,) = workspace.runs()  # the data stages open no run of their own
+    lock = workspace.lock()
+    raw = next(out for out in lock["stages"]["data_ingestion"]["outs"] if out["path"].startswith("data/01_raw/"))
+    assert run.data.tags["data_version"] == raw["md5"]
+    assert run.data.tags["data_version_file"] == raw["path"]
+    assert run.data.tags["dataset"] == "digits"
+    for key in ("data_ingestion.dataset", "data_processing.seed", "training.epochs", "evaluation.judge.epochs"):
+        assert key in run.data.params
+    assert {"d_loss", "g_loss", "frechet_distance", "judge_val_accuracy"} <= set(run.data.metrics)
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace.cwd / 'mlflow.db'}")
+    folders = ("data", "training", "evaluation")
+    artifacts = {item.path for folder in folders for item in client.list_artifacts(run.info.run_id, folder)}
+    assert {"data/dataset_card.csv", "data/data_profile.csv", "training/loss_history.csv"} <= artifacts
+    assert "evaluation/metrics.json" in artifacts
+    record = json.loads((workspace.cwd / "data" / "06_models" / "training_run.json").read_text())
+    assert record["run_id"] == run.info.run_id
+
+
+def test_a_parameter_override_dvc_cannot_see_stops_the_stage_before_any_work(hidden_override):
+    result = hidden_override["result"]
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "these parameters differ from conf/base" in output
+    assert "training.epochs" in output and "dvc exp run -S" in output
+    assert hidden_override["unchanged"]
+    assert hidden_override["runs"] == 1
+
+
+def test_changing_an_evaluation_parameter_reruns_only_the_evaluation(evaluation_change):
+    assert stages_run(evaluation_change["result"]) == ["evaluation"]
+
+
+def test_a_reevaluation_with_new_settings_is_a_child_of_the_training_run(evaluation_change):
+    training, child = evaluation_change["runs"]
+    assert child.data.tags[MLFLOW_PARENT_RUN_ID] == training.info.run_id
+    assert child.data.params["evaluation.confidence_threshold"] == "0.8"
+    assert training.data.params["evaluation.confidence_threshold"] == "0.9"
+    assert "frechet_distance" in child.data.metrics
+    assert training.info.status == child.info.status == "FINISHED"
+
+
+def test_an_experiment_on_a_training_parameter_reruns_training_and_evaluation(training_experiment):
+    assert stages_run(training_experiment["result"]) == ["training", "evaluation"]
+
+
+def test_the_experiment_is_listed_with_metrics_that_differ_from_its_baseline(training_experiment):
+    (baseline,) = (entry for entry in training_experiment["exp_show"] if entry["rev"] != "workspace")
+    (experiment,) = (rev for exp in baseline["experiments"] for rev in exp["revs"] if rev["name"] == "two-epochs")
+
+    def metrics(entry: dict[str, Any]) -> dict[str, float]:
+        return entry["data"]["metrics"]["data/08_reporting/metrics.json"]["data"]
+
+    def epochs(entry: dict[str, Any]) -> int:
+        return entry["data"]["params"]["conf/base/parameters_training.yml"]["data"]["training"]["epochs"]
+
+    assert (epochs(baseline), epochs(experiment)) == (1, 2)
+    assert metrics(experiment) != metrics(baseline)
+    changed = training_experiment["metrics_diff"]["data/08_reporting/metrics.json"]
+    assert "frechet_distance" in changed
+
+
+def test_the_plots_compare_losses_by_step_and_show_the_sample_grids(training_experiment):
+    plots = training_experiment["plots"]["data"]
+    (losses,) = plots["Losses"]
+    fields = {row["field"] for row in losses["content"]["data"]["values"]}
+    revisions = {row["rev"] for row in losses["content"]["data"]["values"]}
+    assert fields == {"d_loss", "g_loss"} and revisions == {"workspace", "HEAD"}
+    assert losses["content"]["encoding"]["x"]["field"] == "step"
+    for image in ("data/08_reporting/training_progress.png", "data/08_reporting/evaluation_samples.png"):
+        assert {entry["type"] for entry in plots[image]} == {"image"}
+
+
+def test_every_trained_model_has_its_own_run(training_experiment):
+    models = top_level_runs(training_experiment["runs"])
+    assert [run.data.params["training.epochs"] for run in models] == ["1", "2"]
+    assert all("frechet_distance" in run.data.metrics for run in models)
+
+
+def test_changing_a_processing_parameter_reruns_processing_training_and_evaluation(processing_change):
+    assert stages_run(processing_change) == ["data_processing", "training", "evaluation"]
+
+
+def test_deleted_outputs_come_back_from_the_cache_or_by_rerunning_their_stage_alone(deleted_outputs):
+    result = deleted_outputs["result"]
+    assert "Stage 'training' is cached - skipping run, checking out outputs" in result.stdout
+    assert stages_run(result) == ["evaluation"]  # its judge is persisted, so DVC keeps no run cache for it
+    assert all(deleted_outputs["restored"].values()), deleted_outputs["restored"]
+    # The rerun evaluation logs into the model's own run, whose parameters did not change: no new run.
+    assert len(deleted_outputs["runs"]) == deleted_outputs["runs_before"]
+
+
+def test_a_second_clone_pulls_every_output_byte_for_byte_and_reruns_nothing(second_clone, workspace):
+    outputs = lock_outputs(second_clone.lock())
+    assert outputs == lock_outputs(workspace.lock())
+    for path in outputs:
+        assert (second_clone.cwd / path).read_bytes() == (workspace.cwd / path).read_bytes(), path
+    assert stages_run(second_clone.dvc("repro")) == []
+    assert second_clone.dvc_json("status") == {}
