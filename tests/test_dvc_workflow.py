@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ["data_ingestion", "data_processing", "training", "evaluation"]
+STAGES = ["data_ingestion", "data_processing", "training", "evaluation", "promotion"]
 TINY = {
     "training": {
         "epochs": 1,
@@ -282,7 +282,7 @@ def test_a_parameter_override_dvc_cannot_see_stops_the_stage_before_any_work(hid
 
 
 def test_changing_an_evaluation_parameter_reruns_only_the_evaluation(evaluation_change):
-    assert stages_run(evaluation_change["result"]) == ["evaluation"]
+    assert stages_run(evaluation_change["result"]) == ["evaluation", "promotion"]
 
 
 def test_a_reevaluation_with_new_settings_is_a_child_of_the_training_run(evaluation_change):
@@ -295,7 +295,7 @@ def test_a_reevaluation_with_new_settings_is_a_child_of_the_training_run(evaluat
 
 
 def test_an_experiment_on_a_training_parameter_reruns_training_and_evaluation(training_experiment):
-    assert stages_run(training_experiment["result"]) == ["training", "evaluation"]
+    assert stages_run(training_experiment["result"]) == ["training", "evaluation", "promotion"]
 
 
 def test_the_experiment_is_listed_with_metrics_that_differ_from_its_baseline(training_experiment):
@@ -332,13 +332,15 @@ def test_every_trained_model_has_its_own_run(training_experiment):
 
 
 def test_changing_a_processing_parameter_reruns_processing_training_and_evaluation(processing_change):
-    assert stages_run(processing_change) == ["data_processing", "training", "evaluation"]
+    assert stages_run(processing_change) == ["data_processing", "training", "evaluation", "promotion"]
 
 
 def test_deleted_outputs_come_back_from_the_cache_or_by_rerunning_their_stage_alone(deleted_outputs):
     result = deleted_outputs["result"]
     assert "Stage 'training' is cached - skipping run, checking out outputs" in result.stdout
-    assert stages_run(result) == ["evaluation"]  # its judge is persisted, so DVC keeps no run cache for it
+    # Evaluation's judge is persisted, so DVC keeps no run cache for it; the new registration then
+    # goes through the promotion gate again.
+    assert stages_run(result) == ["evaluation", "promotion"]
     assert all(deleted_outputs["restored"].values()), deleted_outputs["restored"]
     # The rerun evaluation logs into the model's own run, whose parameters did not change: no new run.
     assert len(deleted_outputs["runs"]) == deleted_outputs["runs_before"]

@@ -105,8 +105,8 @@ def system_metrics_logged(sampling_interval_s: float) -> Iterator[bool]:
         monitor.finish()
 
 
-def generator_signature(image_shape: tuple[int, ...]) -> ModelSignature:
-    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> images."""
+def generator_signature(sample_shape: tuple[int, ...]) -> ModelSignature:
+    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> samples."""
     inputs = Schema(
         [
             ColSpec("long", "num_samples", required=False),
@@ -114,7 +114,7 @@ def generator_signature(image_shape: tuple[int, ...]) -> ModelSignature:
             ColSpec(Array("float"), "latent", required=False),
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *image_shape))]))
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *sample_shape))]))
 
 
 def _pinned(*packages: str) -> list[str]:
@@ -141,7 +141,7 @@ def log_generator(
             python_model=PYFUNC_MODEL_FILE,
             code_paths=[str(network_code)],
             artifacts={"weights": str(weights)},
-            signature=generator_signature(tuple(architecture["image_shape"])),
+            signature=generator_signature(networks.architecture_from_dict(architecture).sample_shape),
             input_example={"num_samples": 4, "seed": 0},
             pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
             model_config={"device": "auto"},
