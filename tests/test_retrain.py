@@ -28,8 +28,9 @@ class Retrainer(Shell):
 
     def registry(self) -> tuple[list[str], dict[str, str]]:
         client = MlflowClient(tracking_uri=f"sqlite:///{self.cwd / 'mlflow.db'}")
-        versions = sorted(v.version for v in client.search_model_versions(f"name='{MODEL}'"))
-        return versions, dict(client.get_registered_model(MODEL).aliases)
+        versions = sorted(str(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+        aliases = client.get_registered_model(MODEL).aliases
+        return versions, {alias: str(version) for alias, version in aliases.items()}
 
     def report(self) -> str:
         return (self.cwd / REPORT).read_text()
