@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run test lint repro install dev clean
+.PHONY: run test lint repro retrain install dev clean
 
 run: install
 	$(BIN)/kedro run
@@ -16,6 +16,12 @@ test: dev
 # call `kedro`, so the venv's bin goes first on PATH.
 repro: dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# One scheduled retraining (what .github/workflows/retrain.yml runs): dvc pull -> dvc repro (or
+# `dvc exp run -S` with RETRAIN_ARGS="--set training.epochs=5 ...") -> promotion gate -> dvc push ->
+# data/08_reporting/retrain_report.md. Exits 0 whether or not the challenger won.
+retrain: dev
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/gan-pipeline retrain $(RETRAIN_ARGS)
 
 lint: dev
 	$(BIN)/ruff check .

@@ -208,3 +208,39 @@ def compare(
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             table.to_csv(tmp)
+
+
+def parse_override(value: str) -> tuple[str, str]:
+    key, sep, setting = value.partition("=")
+    section = key.split(".", 1)[0]
+    if not sep or "." not in key or not (Path("conf/base") / f"parameters_{section}.yml").exists():
+        raise click.BadParameter(
+            f"{value!r}: expected <pipeline>.<key>=<value> with a conf/base/parameters_<pipeline>.yml, "
+            "e.g. training.epochs=5",
+            param_hint="--set",
+        )
+    return key, setting
+
+
+@cli.command()
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter for this retraining (repeatable), e.g. training.epochs=5: run as `dvc exp run -S`.",
+)
+@_connection_options
+def retrain(overrides: tuple[str, ...], tracking_uri: str, timeout_s: int, max_retries: int) -> None:
+    """Pull, reproduce what changed, gate the new generator, push, and write data/08_reporting/retrain_report.md.
+
+    Exits 0 whether or not the challenger won; non-zero, naming the failing step, when a step fails.
+    """
+    from gan_pipeline.retrain import retrain as run_retraining
+
+    parsed = dict(parse_override(value) for value in overrides)
+    retraining = run_retraining(Path.cwd(), tracking_uri, parsed, timeout_s=timeout_s, max_retries=max_retries)
+    click.echo(f"report: {Path.cwd() / 'data/08_reporting/retrain_report.md'}")
+    if retraining.failure is not None:
+        raise click.ClickException(str(retraining.failure))
+    click.echo(f"retrain succeeded: {retraining.gate['decision'].get('outcome')}")

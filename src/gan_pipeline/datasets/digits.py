@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from pydantic import PositiveInt
 from sklearn.datasets import load_digits
 
 from gan_pipeline.datasets import RawDataset, SourceOptions, register_dataset
@@ -13,11 +14,22 @@ DIGITS_MAX_INTENSITY = 16  # load_digits pixels are integers in [0, 16]
 DIGITS_COUNT = 1797
 
 
-@register_dataset("digits", num_samples=lambda options: DIGITS_COUNT, sample_shape=lambda options: (1, 8, 8))
-def load_sklearn_digits(options: SourceOptions, raw_dir: Path) -> RawDataset:
+class DigitsOptions(SourceOptions):
+    # Keep only the first N images (scikit-learn's order); null keeps all 1,797. Growing it is how a
+    # scheduled retraining sees "new data arrived" offline.
+    max_samples: PositiveInt | None = None
+
+
+def digits_count(options: DigitsOptions) -> int:
+    return min(DIGITS_COUNT, options.max_samples or DIGITS_COUNT)
+
+
+@register_dataset("digits", DigitsOptions, num_samples=digits_count, sample_shape=lambda options: (1, 8, 8))
+def load_sklearn_digits(options: DigitsOptions, raw_dir: Path) -> RawDataset:
     bunch = load_digits()
-    images = np.rint(bunch.images * (255 / DIGITS_MAX_INTENSITY)).astype(np.uint8)[:, None]
-    labels = bunch.target.astype(np.int64)
+    count = digits_count(options)
+    images = np.rint(bunch.images[:count] * (255 / DIGITS_MAX_INTENSITY)).astype(np.uint8)[:, None]
+    labels = bunch.target[:count].astype(np.int64)
     return RawDataset(
         samples=images,
         labels=labels,
