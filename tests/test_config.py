@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from gan_pipeline.config import ParameterError, TrainingParams, parse_params
 from gan_pipeline.hooks import validate_parameters
@@ -24,6 +27,14 @@ from gan_pipeline.hooks import validate_parameters
         ),
         ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
         ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
+        ({"training": {"device": "gpu"}}, r"training\.device: unknown device 'gpu'; allowed: auto \| cpu \| cuda"),
+        ({"training": {"resume": "yes"}}, r"training\.resume: Input should be 'auto' or 'never'"),
+        ({"training": {"speed": {"precision": "fp16"}}}, r"training\.speed\.precision: Input should be 'auto'"),
+        ({"training": {"speed": {"compile": "maybe"}}}, r"training\.speed\.compile"),
+        ({"training": {"checkpoint": {"every_epochs": -1}}}, r"training\.checkpoint\.every_epochs"),
+        ({"training": {"health": {"discriminator_win_score": 2}}}, r"training\.health\.discriminator_win_score"),
+        ({"training": {"r1_gamma": -1}}, r"training\.r1_gamma: Input should be greater than or equal to 0"),
+        ({"training": {"discriminator_steps": 0}}, r"training\.discriminator_steps: Input should be greater than 0"),
     ],
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):
@@ -34,3 +45,11 @@ def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message)
 def test_defaults_are_valid():
     validate_parameters({})
     assert parse_params(TrainingParams, "training", None).loss == "non_saturating"
+
+
+def test_the_shipped_training_parameters_parse_and_override_from_the_command_line_as_strings():
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "conf/base/parameters_training.yml").read_text())
+    config = parse_params(TrainingParams, "training", shipped["training"])
+    assert config.speed.compile == "auto" and config.resume == "auto" and config.checkpoint.every_epochs == 10
+    overridden = parse_params(TrainingParams, "training", {"speed": {"compile": "false"}, "diff_augment": ["color"]})
+    assert overridden.speed.compile is False and overridden.diff_augment == ("color",)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_pipeline.gan.networks import PRESETS, Architecture, build_networks, resolve_architecture
+from gan_pipeline.gan.networks import PRESETS, Architecture, build_networks, resolve_architecture, with_spectral_norm
 
 
 def test_article_preset_matches_the_articles_layers():
@@ -52,3 +52,13 @@ def test_unknown_preset_names_the_allowed_ones():
 def test_architecture_round_trips_through_a_dict():
     arch = PRESETS["digits_dcgan"]
     assert Architecture.from_dict(arch.to_dict()) == arch
+
+
+def test_spectral_norm_reaches_every_linear_and_convolution_of_any_discriminator():
+    mlp = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))  # a vector-data D
+    _, conv = build_networks(PRESETS["digits_dcgan"])
+    for discriminator, layers in ((mlp, 2), (conv, 3)):
+        with_spectral_norm(discriminator)
+        parametrized = [m for m in discriminator.modules() if nn.utils.parametrize.is_parametrized(m, "weight")]
+        assert len(parametrized) == layers
+    assert mlp(torch.randn(4, 2)).shape == (4, 1)

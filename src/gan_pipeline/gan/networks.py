@@ -160,6 +160,18 @@ class Discriminator(nn.Module):
         return self.logit(self.features(images)).squeeze(1)
 
 
+def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
+    """Miyato et al. (2018): constrain every linear and convolution layer of D to spectral norm 1.
+
+    Works on any discriminator (convolutional or MLP) because it walks the layers rather than
+    naming them; the power-iteration vectors are buffers, so they travel with the state dict.
+    """
+    for module in list(discriminator.modules()):
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            nn.utils.parametrizations.spectral_norm(module)
+    return discriminator
+
+
 def build_networks(arch: Architecture) -> tuple[Generator, Discriminator]:
     problems = arch.problems()
     if problems:
