@@ -1,13 +1,19 @@
-"""Project hooks: validate every parameter before any work, tag the MLflow run, say where results are."""
+"""Project hooks: validate every parameter before any work, tag the MLflow run, say where results are,
+resume an interrupted training run into its MLflow run, and keep torchrun's other processes from writing."""
 
+import logging
 import math
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol, MemoryDataset
+from kedro.pipeline import Pipeline
 from mlflow.entities import RunInfo
 
 from gan_pipeline.config import (
@@ -19,6 +25,13 @@ from gan_pipeline.config import (
     parse_params,
 )
 from gan_pipeline.datasets import dataset_source
+from gan_pipeline.gan.checkpoints import CheckpointStore, trajectory_settings
+from gan_pipeline.gan.distributed import is_main_process, launched_world_size, process_device
+from gan_pipeline.io import InMemoryOutput
+from gan_pipeline.tracking import resumable_run_id
+
+logger = logging.getLogger(__name__)
+TRAINING_NODE = "train_model"
 
 
 def validate_parameters(params: dict[str, Any]) -> None:
@@ -64,6 +77,26 @@ def run_summary(project_path: Path, run: RunInfo | None, tracking_uri: str) -> s
     return "\n".join(lines)
 
 
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    quieted = logging.getLogger(logger_name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
+
+
+def keep_outputs_in_memory(catalog: CatalogProtocol) -> None:
+    """Off the main torchrun process: every dataset keeps its saves in memory and writes nothing."""
+    with _quiet("kedro.io.data_catalog"):  # one "Replacing dataset" notice per entry otherwise
+        for name in list(catalog):
+            dataset = catalog[name]
+            if not isinstance(dataset, MemoryDataset | InMemoryOutput):
+                catalog[name] = InMemoryOutput(dataset)
+
+
 class ProjectHooks:
     def __init__(self) -> None:
         self._project_path = Path.cwd()
@@ -75,6 +108,11 @@ class ProjectHooks:
         validate_parameters(context.params)
 
     @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        if not is_main_process():
+            keep_outputs_in_memory(catalog)
+
+    @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         active = mlflow.active_run()
         self._run = active.info if active is not None else None
@@ -83,4 +121,36 @@ class ProjectHooks:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        print(run_summary(self._project_path, self._run, mlflow.get_tracking_uri()))
+        if is_main_process():
+            print(run_summary(self._project_path, self._run, mlflow.get_tracking_uri()))
+
+
+class ResumeRunHooks:
+    """Points kedro-mlflow at the MLflow run of an interrupted training, so resuming continues that run.
+
+    Runs before kedro-mlflow starts its run (``tryfirst``) and only sets ``tracking.run.id`` of
+    its configuration; the training node itself decides what to restore.
+    """
+
+    def __init__(self) -> None:
+        self._context: KedroContext | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline: Pipeline) -> None:
+        context = self._context
+        mlflow_config = getattr(context, "mlflow", None)
+        if mlflow_config is None or TRAINING_NODE not in {node.name for node in pipeline.nodes}:
+            return
+        training = parse_params(TrainingParams, "training", context.params.get("training"))
+        if training.resume == "never" or training.checkpoint.every_epochs == 0:
+            return
+        store = CheckpointStore(Path(context.project_path) / training.checkpoint.directory)
+        trajectory = trajectory_settings(training, launched_world_size(), process_device(training.device).type)
+        run_id = resumable_run_id(store.latest(), trajectory, context.params)
+        if run_id is not None:
+            logger.info("Resuming the interrupted training run: MLflow run %s continues", run_id)
+            mlflow_config.tracking.run.id = run_id

@@ -4,7 +4,8 @@ import warnings
 
 from omegaconf.resolvers import oc
 
-from gan_pipeline.hooks import ProjectHooks
+from gan_pipeline.gan.distributed import is_main_process
+from gan_pipeline.hooks import ProjectHooks, ResumeRunHooks
 
 # Upstream deprecation noise (kedro 1.7 / kedro-mlflow 2.0 on omegaconf 2.4 and MLflow 3) that
 # users cannot act on; real warnings still show.
@@ -12,7 +13,10 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 # kedro-mlflow registers its own hook through its entry point.
-HOOKS = (ProjectHooks(),)
+HOOKS = (ProjectHooks(), ResumeRunHooks())
+# Under torchrun only the main process (RANK 0) talks to MLflow; the others train and write nothing.
+# Kedro matches the distribution name as published: kedro_mlflow 2.x, kedro-mlflow before.
+DISABLE_HOOKS_FOR_PLUGINS = () if is_main_process() else ("kedro_mlflow", "kedro-mlflow")
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

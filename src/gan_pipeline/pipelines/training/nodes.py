@@ -6,31 +6,66 @@ import pandas as pd
 import torch
 
 from gan_pipeline.config import TrainingParams, parse_params
-from gan_pipeline.gan.networks import build_networks, resolve_architecture
-from gan_pipeline.gan.runtime import resolve_device, seeded_generator
+from gan_pipeline.gan.checkpoints import CheckpointStore, data_fingerprint
+from gan_pipeline.gan.distributed import distributed_training
+from gan_pipeline.gan.networks import build_networks, resolve_architecture, with_spectral_norm
+from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
-from gan_pipeline.gan.training import train_gan
+from gan_pipeline.gan.training import Checkpointing, train_gan
 from gan_pipeline.plots import loss_curves_figure, training_progress_figure
-from gan_pipeline.tracking import log_step_metrics, set_tags
+from gan_pipeline.tracking import StepMetricsLogger, active_run_id, set_tags, tag_alert
+
+
+def checkpointing_for(config: TrainingParams, samples: Any) -> Checkpointing | None:
+    if config.checkpoint.every_epochs == 0:
+        return None
+    return Checkpointing(
+        store=CheckpointStore(config.checkpoint.directory, config.checkpoint.keep),
+        every_epochs=config.checkpoint.every_epochs,
+        data_fingerprint=data_fingerprint(samples),
+        tracking_run_id=active_run_id(),
+    )
 
 
 def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Train G and D; return weights, the per-step loss history and figures."""
+    """Train G and D (on every torchrun process); return weights, the per-step loss history and figures."""
     config = parse_params(TrainingParams, "training", params)
-    device = resolve_device(config.device)
-    real = torch.from_numpy(train_set["samples"]).to(device)
-    arch = resolve_architecture(config.preset, tuple(real.shape[1:]), config.architecture)
-    rng = seeded_generator(config.seed, device)
-    generator, discriminator = (net.to(device) for net in build_networks(arch))
-    set_tags({"architecture": config.preset, "device": str(device), "loss": config.loss})
-
-    result = train_gan(generator, discriminator, real, config, rng, on_step=log_step_metrics)
+    with distributed_training(config.device, config.distributed_backend) as (distributed, device):
+        real = torch.from_numpy(train_set["samples"]).to(device)
+        arch = resolve_architecture(config.preset, tuple(real.shape[1:]), config.architecture)
+        rng = seeded_generator(config.seed, device)
+        generator, discriminator = build_networks(arch)
+        if config.spectral_norm:
+            with_spectral_norm(discriminator)
+        speed = SpeedSettings.resolve(config.speed, device)
+        set_tags(
+            {
+                "architecture": config.preset,
+                "device": str(device),
+                "loss": config.loss,
+                "processes": distributed.world_size,
+                **speed.describe(),
+            }
+        )
+        result = train_gan(
+            generator.to(device),
+            discriminator.to(device),
+            real,
+            config,
+            rng,
+            on_step=StepMetricsLogger(),
+            on_alert=tag_alert,
+            checkpointing=checkpointing_for(config, train_set["samples"]),
+            distributed=distributed,
+            speed=speed,
+        )
+    set_tags({"resumed_from_step": result.resumed_from_step})
 
     history = pd.DataFrame(result.history)
     arch_json = architecture_metadata(arch)
     return {
         "generator": module_to_tensors(result.generator, architecture=arch_json, ema=config.ema_decay > 0),
-        "discriminator": module_to_tensors(discriminator, architecture=arch_json),
+        "discriminator": module_to_tensors(discriminator, architecture=arch_json, spectral_norm=config.spectral_norm),
         "loss_history": history,
         "loss_curves": loss_curves_figure(history),
         "training_progress": training_progress_figure(result.snapshots),
