@@ -311,6 +311,125 @@ def _ignore_alert(key: str, message: str) -> None:
     """The default alert sink: the loop already logs warnings."""
 
 
+class GANTrainer:
+    """Sets training up (devices, optimisers, EMA, resume, DDP, compile), then trains epoch by epoch.
+
+    ``train_epoch`` is the project's training loop proper, timed as is by the throughput
+    benchmark; ``fit`` adds what happens between epochs: snapshots and checkpoints.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        real: torch.Tensor,
+        config: TrainingParams,
+        rng: torch.Generator,
+        on_step: StepCallback | None = None,
+        on_alert: AlertCallback = _ignore_alert,
+        checkpointing: Checkpointing | None = None,
+        distributed: DistributedContext = SINGLE_PROCESS,
+        speed: SpeedSettings | None = None,
+    ) -> None:
+        device = real.device
+        speed = speed or SpeedSettings.resolve(config.speed, device)
+        speed = replace(speed, channels_last=speed.channels_last and real.ndim == 4)  # vectors have no channels
+        _check_inputs(real, config, distributed.world_size)
+        if speed.channels_last:
+            generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
+            real = real.contiguous(memory_format=torch.channels_last)
+        self.real, self.config, self.distributed, self.speed = real, config, distributed, speed
+        self.on_step, self.on_alert, self.checkpointing = on_step, on_alert, checkpointing
+        self.fixed_latent = torch.randn(
+            config.num_fixed_samples, generator.arch.latent_dim, generator=rng, device=device
+        )
+        if distributed.is_distributed:
+            torch.manual_seed(config.seed + distributed.rank)  # dropout masks differ per process
+        fused = device.type == "cuda"  # one kernel per optimiser step
+        self.state = TrainingState(
+            generator=generator,
+            discriminator=discriminator,
+            ema=ExponentialMovingAverage(generator, config.ema_decay) if config.ema_decay > 0 else None,
+            optimizer_g=torch.optim.Adam(generator.parameters(), config.generator_lr, betas=config.betas, fused=fused),
+            optimizer_d=torch.optim.Adam(
+                discriminator.parameters(), config.discriminator_lr, betas=config.betas, fused=fused
+            ),
+            shuffle_rng=rng,
+            noise_rng=torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (distributed.rank + 1)),
+        )
+        self.trajectory = trajectory_settings(config, distributed.world_size, device.type)
+        self.resumed_from = _resume(self.state, self.trajectory, checkpointing, config, distributed)
+        if distributed.is_main and on_step is not None:
+            for row in self.state.history:  # lets the caller fill in steps it has not recorded yet
+                on_step(int(row["step"]), row)
+
+        self.loss = build_loss(config)
+        self.step_fn = AdversarialStep(self.state, self.loss, config, speed, distributed, device)
+        self.health = HealthMonitor(config.health, self.loss, device)
+        self.shipped = self.state.generator if self.state.ema is None else self.state.ema.module
+        self.steps_per_epoch = steps_per_epoch(len(real), config, distributed.world_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.images_per_step = config.batch_size * config.discriminator_steps * distributed.world_size
+        self.progress = tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            desc="training",
+            unit="step",
+            disable=not (config.progress_bar and distributed.is_main),
+        )
+        self.started, self.first_step = time.perf_counter(), self.state.step
+
+    def _epoch_batches(self) -> torch.Tensor:
+        """This process' sample indices for one epoch, shaped (steps, discriminator_steps, batch_size)."""
+        config, distributed = self.config, self.distributed
+        order = torch.randperm(len(self.real), generator=self.state.shuffle_rng, device=self.real.device)
+        shard = shard_indices(order, distributed.rank, distributed.world_size)
+        used = self.steps_per_epoch * config.discriminator_steps * config.batch_size
+        return shard[:used].view(self.steps_per_epoch, config.discriminator_steps, config.batch_size)
+
+    def train_epoch(self, epoch: int) -> None:
+        """One pass over this process' shard; no host sync except at logging steps and the end."""
+        state, config = self.state, self.config
+        with cudnn_autotuning(self.speed.cudnn_benchmark):
+            for step_indices in self._epoch_batches():
+                outputs = self.step_fn([self.real[indices] for indices in step_indices])
+                d_fake = self.health.update(outputs)
+                state.step += 1
+                if state.step % config.log_every_steps == 0 or state.step == self.total_steps:
+                    self._log(epoch, outputs, d_fake)
+                self.progress.update()
+        _check_finite_at_epoch_end(self.health, state, self.distributed, self.on_alert)
+        state.epoch = epoch
+
+    def _log(self, epoch: int, outputs: StepOutputs, d_fake: torch.Tensor) -> None:
+        state = self.state
+        row = _history_row(
+            epoch, state.step, self.started, outputs, d_fake, self.loss, self.health, self.distributed, self.on_alert
+        )
+        row["images_per_second"] = (state.step - self.first_step) * self.images_per_step / row.pop("seconds")
+        state.history.append(row)
+        if self.distributed.is_main and self.on_step is not None:
+            self.on_step(state.step, row)
+        self.progress.set_postfix(
+            epoch=epoch,
+            d_loss=f"{row['d_loss']:.3f}",
+            g_loss=f"{row['g_loss']:.3f}",
+            img_s=f"{row['images_per_second']:.0f}",
+        )
+
+    def fit(self) -> TrainingResult:
+        """Train the remaining epochs, snapshotting the fixed noise and checkpointing between them."""
+        config, state, checkpointing = self.config, self.state, self.checkpointing
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            self.train_epoch(epoch)
+            if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
+                state.snapshots.append((epoch, sample_images(self.shipped, self.fixed_latent)))
+            if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
+                _save_checkpoint(state, checkpointing, self.trajectory, self.distributed, epoch == config.epochs)
+        self.progress.close()
+        return TrainingResult(self.shipped, state.history, state.snapshots, self.resumed_from)
+
+
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -330,84 +449,10 @@ def train_gan(
     ``log_every_steps`` steps, ``on_alert`` health warnings, both on the main process only. With
     ``checkpointing`` and ``training.resume=auto`` an unfinished run continues from its last checkpoint.
     """
-    device = real.device
-    speed = speed or SpeedSettings.resolve(config.speed, device)
-    speed = replace(speed, channels_last=speed.channels_last and real.ndim == 4)  # vectors have no channels
-    _check_inputs(real, config, distributed.world_size)
-    if speed.channels_last:
-        generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
-        real = real.contiguous(memory_format=torch.channels_last)
-    fused = device.type == "cuda"  # one kernel per optimiser step
-    fixed_latent = torch.randn(config.num_fixed_samples, generator.arch.latent_dim, generator=rng, device=device)
-    if distributed.is_distributed:
-        torch.manual_seed(config.seed + distributed.rank)  # dropout masks differ per process
-    state = TrainingState(
-        generator=generator,
-        discriminator=discriminator,
-        ema=ExponentialMovingAverage(generator, config.ema_decay) if config.ema_decay > 0 else None,
-        optimizer_g=torch.optim.Adam(generator.parameters(), config.generator_lr, betas=config.betas, fused=fused),
-        optimizer_d=torch.optim.Adam(
-            discriminator.parameters(), config.discriminator_lr, betas=config.betas, fused=fused
-        ),
-        shuffle_rng=rng,
-        noise_rng=torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (distributed.rank + 1)),
+    trainer = GANTrainer(
+        generator, discriminator, real, config, rng, on_step, on_alert, checkpointing, distributed, speed
     )
-    trajectory = trajectory_settings(config, distributed.world_size, device.type)
-    resumed_from = _resume(state, trajectory, checkpointing, config, distributed)
-    if distributed.is_main and on_step is not None:
-        for row in state.history:  # lets the caller fill in steps it has not recorded yet
-            on_step(int(row["step"]), row)
-
-    loss = build_loss(config)
-    step_fn = AdversarialStep(state, loss, config, speed, distributed, device)
-    health = HealthMonitor(config.health, loss, device)
-    shipped = state.generator if state.ema is None else state.ema.module
-    per_epoch = steps_per_epoch(len(real), config, distributed.world_size)
-    total_steps = config.epochs * per_epoch
-    images_per_step = config.batch_size * config.discriminator_steps * distributed.world_size
-    progress = tqdm(
-        total=total_steps,
-        initial=state.step,
-        desc="training",
-        unit="step",
-        disable=not (config.progress_bar and distributed.is_main),
-    )
-    started, first_step = time.perf_counter(), state.step
-    with cudnn_autotuning(speed.cudnn_benchmark):
-        for epoch in range(state.epoch + 1, config.epochs + 1):
-            order = shard_indices(
-                torch.randperm(len(real), generator=state.shuffle_rng, device=device),
-                distributed.rank,
-                distributed.world_size,
-            )
-            batches = order[: per_epoch * config.discriminator_steps * config.batch_size].view(
-                per_epoch, config.discriminator_steps, config.batch_size
-            )
-            for step_indices in batches:
-                outputs = step_fn([real[indices] for indices in step_indices])
-                d_fake = health.update(outputs)
-                state.step += 1
-                if state.step % config.log_every_steps == 0 or state.step == total_steps:
-                    row = _history_row(epoch, state.step, started, outputs, d_fake, loss, health, distributed, on_alert)
-                    row["images_per_second"] = (state.step - first_step) * images_per_step / row.pop("seconds")
-                    state.history.append(row)
-                    if distributed.is_main and on_step is not None:
-                        on_step(state.step, row)
-                    progress.set_postfix(
-                        epoch=epoch,
-                        d_loss=f"{row['d_loss']:.3f}",
-                        g_loss=f"{row['g_loss']:.3f}",
-                        img_s=f"{row['images_per_second']:.0f}",
-                    )
-                progress.update()
-            _check_finite_at_epoch_end(health, state, distributed, on_alert)
-            state.epoch = epoch
-            if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
-                state.snapshots.append((epoch, sample_images(shipped, fixed_latent)))
-            if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
-                _save_checkpoint(state, checkpointing, trajectory, distributed, completed=epoch == config.epochs)
-    progress.close()
-    return TrainingResult(shipped, state.history, state.snapshots, resumed_from)
+    return trainer.fit()
 
 
 def _check_inputs(real: torch.Tensor, config: TrainingParams, world_size: int) -> None:
