@@ -35,6 +35,14 @@ from gan_pipeline.hooks import validate_parameters
         ({"training": {"health": {"discriminator_win_score": 2}}}, r"training\.health\.discriminator_win_score"),
         ({"training": {"r1_gamma": -1}}, r"training\.r1_gamma: Input should be greater than or equal to 0"),
         ({"training": {"discriminator_steps": 0}}, r"training\.discriminator_steps: Input should be greater than 0"),
+        (
+            {"data_ingestion": {"dataset": "image_folder", "sources": {"image_folder": {"image_size": 32}}}},
+            r"training\.preset: 'auto' cannot train on 'image_folder' samples of shape \(1, 32, 32\): no preset fits",
+        ),
+        (
+            {"data_ingestion": {"dataset": "mnist"}, "training": {"preset": "digits_dcgan"}},
+            r"'digits_dcgan' cannot train on 'mnist' samples of shape \(1, 28, 28\): .*produces 8x8 images",
+        ),
     ],
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):

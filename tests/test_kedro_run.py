@@ -1,9 +1,5 @@
 """The whole project as a user runs it: `kedro run` in a fresh copy, then the MLflow store it left."""
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -11,8 +7,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KEDRO = str(Path(sys.executable).with_name("kedro"))
+from tests.conftest import copy_project, run_kedro
+
 TINY = (
     "training.epochs=2,training.sample_every_epochs=1,training.log_every_steps=5,"
     "training.progress_bar=false,evaluation.judge.epochs=2"
@@ -21,35 +17,14 @@ TINY = (
 pytestmark = pytest.mark.slow
 
 
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    return subprocess.run(
-        [KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A fresh copy of the project (code, conf, empty data layers) under git, as a clone would be."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("conf", "src", "pyproject.toml", ".telemetry", ".gitignore"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / "conf" / "local").mkdir(exist_ok=True)
-    for layer in ("01_raw", "05_model_input", "06_models", "08_reporting"):
-        (root / "data" / layer).mkdir(parents=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=root, check=True)
-    return root
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
 def finished_run(project):
-    result = kedro(project, "run", "--params", TINY)
+    result = run_kedro(project, "run", "--params", TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("gan-pipeline")
@@ -110,13 +85,13 @@ def test_the_registered_generator_loads_and_makes_images(finished_run, project):
 
 
 def test_a_single_pipeline_runs_once_its_inputs_exist(finished_run, project):
-    result = kedro(project, "run", "--pipeline", "data_processing")
+    result = run_kedro(project, "run", "--pipeline", "data_processing")
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_invalid_parameters_stop_the_run_before_any_work(finished_run, project):
     before = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
-    result = kedro(project, "run", "--params", "training.epochs=-1,training.preset=nope")
+    result = run_kedro(project, "run", "--params", "training.epochs=-1,training.preset=nope")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "training.epochs" in output and "training.preset: unknown preset 'nope'" in output

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from gan_pipeline.io import TensorsDataset
 from gan_pipeline.pipelines.data_processing.nodes import split_dataset
-from tests.kedro_project import BIN, clean_env, copy_project, kedro
+from tests.conftest import VENV_BIN, copy_project, project_env, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +58,9 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     params = TINY + ",training.epochs=20"
     with (tmp_path / "killed.log").open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "kedro"), "run", "--pipeline", "training", "--params", params],
+            [str(VENV_BIN / "kedro"), "run", "--pipeline", "training", "--params", params],
             cwd=project,
-            env=clean_env(),
+            env=project_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -71,7 +71,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     assert not killed_at["completed"], "the run finished before it was killed; raise training.epochs"
     assert not (project / "data" / "06_models" / "generator.safetensors").exists()
 
-    result = kedro(project, "run", "--pipeline", "training", "--params", params)
+    result = run_kedro(project, "run", "--pipeline", "training", "--params", params)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     client, (run,) = training_runs(project)  # one MLflow run: the killed one, continued
@@ -90,10 +90,12 @@ def test_torchrun_trains_two_processes_and_only_the_main_one_writes_or_logs(tmp_
         prepared_project(tmp_path / f"node{rank}", digits_raw)
     before = sorted(path.relative_to(tmp_path / "node1") for path in (tmp_path / "node1").rglob("*"))
     params = TINY + ",training.epochs=2"
-    in_own_copy = f'cd "{tmp_path}/node$RANK" && exec "{BIN / "kedro"}" run --pipeline training --params "{params}"'
+    in_own_copy = (
+        f'cd "{tmp_path}/node$RANK" && exec "{VENV_BIN / "kedro"}" run --pipeline training --params "{params}"'
+    )
     result = subprocess.run(
-        [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", "bash", "-c", in_own_copy],
-        env=clean_env(),
+        [str(VENV_BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", "bash", "-c", in_own_copy],
+        env=project_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -127,9 +127,9 @@ class TrainingParams(Params):
     @field_validator("architecture")
     @classmethod
     def _known_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from gan_pipeline.gan.networks import Architecture
+        from gan_pipeline.gan.networks import architecture_fields
 
-        allowed = set(Architecture.__dataclass_fields__) - {"image_shape"}
+        allowed = architecture_fields()
         unknown = set(overrides) - allowed
         if unknown:
             raise ValueError(f"unknown architecture fields {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -154,6 +154,7 @@ class JudgeParams(Params):
 class EvaluationParams(Params):
     judge: JudgeParams = Field(default_factory=JudgeParams)
     num_generated: PositiveInt | Literal["match_train"] = "match_train"
+    synthetic_num_samples: PositiveInt = 2500
     confidence_threshold: float = Field(0.9, gt=0, lt=1)
     seed: int = 1234
     device: str = "auto"

@@ -27,6 +27,7 @@ from gan_pipeline.config import (
 from gan_pipeline.datasets import dataset_source
 from gan_pipeline.gan.checkpoints import CheckpointStore, trajectory_settings
 from gan_pipeline.gan.distributed import is_main_process, launched_world_size, process_device
+from gan_pipeline.gan.networks import resolve_architecture
 from gan_pipeline.io import InMemoryOutput
 from gan_pipeline.tracking import resumable_run_id
 
@@ -41,7 +42,11 @@ def validate_parameters(params: dict[str, Any]) -> None:
     training = parse_params(TrainingParams, "training", params.get("training"))
     parse_params(EvaluationParams, "evaluation", params.get("evaluation"))
     source = dataset_source(ingestion.dataset)
-    total = source.num_samples(source.options.model_validate(ingestion.source_options))
+    options = source.options.model_validate(ingestion.source_options)
+    shape = source.sample_shape(options)
+    if shape is not None:
+        _check_network_fits(training, ingestion.dataset, shape)
+    total = source.num_samples(options)
     if total is not None:
         train_size = total - math.ceil(total * processing.validation_fraction)
         if training.batch_size > train_size:
@@ -49,6 +54,18 @@ def validate_parameters(params: dict[str, Any]) -> None:
                 f"invalid parameters:\n  training.batch_size: {training.batch_size} is larger than the "
                 f"training split of {ingestion.dataset!r} ({train_size} samples); lower it"
             )
+
+
+def _check_network_fits(training: TrainingParams, dataset: str, shape: tuple[int, ...]) -> None:
+    try:
+        problems = resolve_architecture(training.preset, shape, training.architecture).problems()
+    except ValueError as err:
+        problems = [str(err)]
+    if problems:
+        raise ParameterError(
+            f"invalid parameters:\n  training.preset: {training.preset!r} cannot train on {dataset!r} samples of "
+            f"shape {shape}: " + "; ".join(problems)
+        )
 
 
 def git_state() -> dict[str, str]:

@@ -23,4 +23,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # Lets mlflow.yml read MLFLOW_TRACKING_URI, so a tracking server is one variable away.
     "custom_resolvers": {"oc.env": oc.env},
+    # An environment (conf/mnist, ...) overrides single keys, not whole parameter sections.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -9,8 +9,8 @@ import torch
 
 from gan_pipeline.gan.distributed import SINGLE_PROCESS, distributed_device
 from gan_pipeline.gan.training import shard_indices
+from tests.conftest import VENV_BIN, project_env
 from tests.gan.ddp_worker import CONFIG, NUM_SAMPLES
-from tests.kedro_project import BIN, clean_env
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -41,8 +41,8 @@ def test_a_fixed_gpu_cannot_be_shared_by_several_processes():
 def two_processes(tmp_path_factory) -> tuple[Path, list[dict]]:
     out = tmp_path_factory.mktemp("ddp")
     result = subprocess.run(
-        [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", str(WORKER), str(out)],
-        env=clean_env(),
+        [str(VENV_BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", str(WORKER), str(out)],
+        env=project_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -2,7 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from gan_pipeline.gan.networks import PRESETS, Architecture, build_networks, resolve_architecture, with_spectral_norm
+from gan_pipeline.gan.networks import (
+    PRESETS,
+    architecture_from_dict,
+    build_networks,
+    resolve_architecture,
+    with_spectral_norm,
+)
 
 
 def test_article_preset_matches_the_articles_layers():
@@ -28,10 +34,11 @@ def test_article_preset_matches_the_articles_layers():
 def test_every_preset_maps_latents_to_images_and_images_to_one_logit(preset):
     arch = PRESETS[preset]
     generator, discriminator = build_networks(arch)
-    images = generator(torch.randn(5, arch.latent_dim))
-    assert images.shape == (5, *arch.image_shape)
-    assert images.min() >= -1 and images.max() <= 1
-    assert discriminator(images).shape == (5,)
+    samples = generator(torch.randn(5, arch.latent_dim))
+    assert samples.shape == (5, *arch.sample_shape)
+    assert discriminator(samples).shape == (5,)
+    if arch.family == "dcgan":
+        assert samples.min() >= -1 and samples.max() <= 1
 
 
 def test_auto_preset_follows_the_data_shape():
@@ -49,16 +56,29 @@ def test_unknown_preset_names_the_allowed_ones():
         resolve_architecture("stylegan9", (1, 8, 8), {})
 
 
-def test_architecture_round_trips_through_a_dict():
-    arch = PRESETS["digits_dcgan"]
-    assert Architecture.from_dict(arch.to_dict()) == arch
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_architecture_round_trips_through_a_dict(preset):
+    assert architecture_from_dict(PRESETS[preset].to_dict()) == PRESETS[preset]
+
+
+def test_vector_data_gets_the_mlp_family():
+    arch = resolve_architecture("auto", (2,), {"latent_dim": 4})
+    generator, discriminator = build_networks(arch)
+    samples = generator(torch.randn(7, 4))
+    assert samples.shape == (7, 2)
+    assert discriminator(samples).shape == (7,)
+
+
+def test_an_override_the_preset_does_not_have_is_refused():
+    with pytest.raises(ValueError, match=r"\['generator_hidden'\] are not fields of 'article_dcgan'"):
+        resolve_architecture("article_dcgan", (1, 28, 28), {"generator_hidden": [8]})
 
 
 def test_spectral_norm_reaches_every_linear_and_convolution_of_any_discriminator():
-    mlp = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))  # a vector-data D
+    _, mlp = build_networks(resolve_architecture("auto", (2,), {}))
     _, conv = build_networks(PRESETS["digits_dcgan"])
-    for discriminator, layers in ((mlp, 2), (conv, 3)):
+    for discriminator, layers in ((mlp, 4), (conv, 3)):
         with_spectral_norm(discriminator)
         parametrized = [m for m in discriminator.modules() if nn.utils.parametrize.is_parametrized(m, "weight")]
         assert len(parametrized) == layers
-    assert mlp(torch.randn(4, 2)).shape == (4, 1)
+    assert mlp(torch.randn(5, 2)).shape == (5,)

@@ -32,7 +32,8 @@ def test_split_is_seeded(digits_raw):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda raw: {**raw, "samples": raw["samples"][:, 0]}, r"images \(N, C, H, W\); got shape"),
+        (lambda raw: {**raw, "samples": raw["samples"][:, 0]}, r"images \(N, C, H, W\) or vectors \(N, D\); got shape"),
+        (lambda raw: {**raw, "samples": np.full((1797, 2), np.nan, np.float32)}, "3594 vector values are NaN"),
         (lambda raw: {**raw, "samples": raw["samples"].astype(np.float32)}, "must be uint8"),
         (lambda raw: {**raw, "labels": raw["labels"][:-5]}, "got 1792 labels for 1797 samples"),
         (lambda raw: {**raw, "labels": raw["labels"] + 1}, r"labels must be 0..K-1"),
@@ -56,3 +57,11 @@ def test_profile_has_counts_and_pixel_statistics_per_split_and_class(digits_raw)
     assert totals.sum() == 1797
     assert profile.query("split == 'train' and `class` != 'all'")["count"].sum() == totals["train"]
     assert profile["pixel_mean"].between(-1, 1).all() and (profile["pixel_std"] > 0).all()
+
+
+def test_vectors_keep_their_coordinates(digits_raw):
+    vectors = np.random.default_rng(0).normal(0, 4, (1797, 2)).astype(np.float64)
+    splits = split_dataset({**digits_raw, "samples": vectors}, {"validation_fraction": 0.2, "seed": 0})
+    train = splits["train_set"]["samples"]
+    assert train.dtype == np.float32 and train.shape[1] == 2
+    assert np.abs(train).max() > 4  # not squashed into [-1, 1]

@@ -39,6 +39,8 @@ class DatasetSource:
     # How many samples ``load`` will return, when known without loading: lets parameter
     # validation reject e.g. a batch size larger than the data before any work starts.
     num_samples: Callable[[Any], int | None] = lambda options: None
+    # The shape of one sample, when known without loading: lets validation check the network fits.
+    sample_shape: Callable[[Any], tuple[int, ...] | None] = lambda options: None
 
 
 DATASETS: dict[str, DatasetSource] = {}
@@ -48,12 +50,17 @@ def register_dataset(
     name: str,
     options: type[SourceOptions] = SourceOptions,
     num_samples: Callable[[Any], int | None] | None = None,
+    sample_shape: Callable[[Any], tuple[int, ...] | None] | None = None,
 ):
     """Decorator: ``@register_dataset("digits")`` adds a loader ``(options, raw_dir) -> RawDataset``."""
 
     def add(load: Callable[[Any, Path], RawDataset]) -> Callable[[Any, Path], RawDataset]:
-        counter = num_samples or DatasetSource.num_samples
-        DATASETS[name] = DatasetSource(load=load, options=options, num_samples=counter)
+        DATASETS[name] = DatasetSource(
+            load=load,
+            options=options,
+            num_samples=num_samples or DatasetSource.num_samples,
+            sample_shape=sample_shape or DatasetSource.sample_shape,
+        )
         return load
 
     return add

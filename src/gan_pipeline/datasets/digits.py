@@ -13,7 +13,7 @@ DIGITS_MAX_INTENSITY = 16  # load_digits pixels are integers in [0, 16]
 DIGITS_COUNT = 1797
 
 
-@register_dataset("digits", num_samples=lambda options: DIGITS_COUNT)
+@register_dataset("digits", num_samples=lambda options: DIGITS_COUNT, sample_shape=lambda options: (1, 8, 8))
 def load_sklearn_digits(options: SourceOptions, raw_dir: Path) -> RawDataset:
     bunch = load_digits()
     images = np.rint(bunch.images * (255 / DIGITS_MAX_INTENSITY)).astype(np.uint8)[:, None]

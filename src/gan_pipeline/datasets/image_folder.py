@@ -35,7 +35,11 @@ class ImageFolderOptions(SourceOptions):
     channels: Literal[1, 3] = 1
 
 
-@register_dataset("image_folder", options=ImageFolderOptions)
+@register_dataset(
+    "image_folder",
+    options=ImageFolderOptions,
+    sample_shape=lambda options: (options.channels, options.image_size, options.image_size),
+)
 def load_image_folder(options: ImageFolderOptions, raw_dir: Path) -> RawDataset:
     root = options.path or raw_dir / "image_folder"
     files, labels, class_names = list_images(root)

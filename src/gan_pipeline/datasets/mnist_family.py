@@ -199,7 +199,9 @@ def published_num_samples(dataset: str, options: IdxReleaseOptions) -> int | Non
 
 def register_release(dataset: str, options: type[IdxReleaseOptions]) -> None:
     count = partial(published_num_samples, dataset)
-    register_dataset(dataset, options, count)(partial(load_idx_release, dataset))
+    register_dataset(dataset, options, count, sample_shape=lambda options: (1, 28, 28))(
+        partial(load_idx_release, dataset)
+    )
 
 
 register_release("mnist", MnistOptions)

@@ -96,5 +96,5 @@ def requested_samples(options: SyntheticOptions) -> int:
     return options.num_samples
 
 
-register_dataset("ring8", SyntheticOptions, requested_samples)(partial(sample_mixture, "ring8"))
-register_dataset("grid25", SyntheticOptions, requested_samples)(partial(sample_mixture, "grid25"))
+register_dataset("ring8", SyntheticOptions, requested_samples, lambda options: (2,))(partial(sample_mixture, "ring8"))
+register_dataset("grid25", SyntheticOptions, requested_samples, lambda options: (2,))(partial(sample_mixture, "grid25"))

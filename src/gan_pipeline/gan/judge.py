@@ -4,6 +4,8 @@ ImageNet Inception features mean little for 8x8 digits; a classifier trained on 
 domain gives both class predictions (mode coverage) and a feature space (Frechet distance).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +20,8 @@ class Judge(nn.Module):
         super().__init__()
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
         self.num_features = feature_dim  # read by torchmetrics' FrechetInceptionDistance
-        channels = image_shape[0]
+        channels, height, width = image_shape
+        reduced = math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
             nn.BatchNorm2d(32),
@@ -29,10 +32,9 @@ class Judge(nn.Module):
             nn.Conv2d(64, 128, 3, stride=2, padding=1),
             nn.BatchNorm2d(128),
             nn.ReLU(),  # (N, 128, H/4, W/4)
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),  # (N, 128)
+            nn.Flatten(),  # keeps where strokes are, which a global pool would lose
             nn.Dropout(0.3),
-            nn.Linear(128, feature_dim),
+            nn.Linear(128 * reduced, feature_dim),
             nn.ReLU(),  # (N, feature_dim)
         )
         self.classify = nn.Linear(feature_dim, num_classes)

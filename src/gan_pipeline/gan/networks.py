@@ -1,8 +1,8 @@
-"""Generator and discriminator networks built from an ``Architecture``, plus named presets."""
+"""Generator and discriminator networks, by family (DCGAN for images, MLP for vectors), plus named presets."""
 
 import math
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,6 +28,12 @@ class Architecture:
     discriminator_kernel: int = 5
     dropout: float = 0.3
     negative_slope: float = 0.3  # Keras' LeakyReLU default, as in the article
+
+    family: ClassVar[str] = "dcgan"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.image_shape
 
     def __post_init__(self) -> None:
         for name in ("image_shape", "generator_channels", "generator_strides", "discriminator_channels"):
@@ -59,14 +65,58 @@ class Architecture:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Architecture":
-        return cls(**values)
+        return {"family": self.family, **asdict(self)}
 
 
-PRESETS: dict[str, Architecture] = {
+@dataclass(frozen=True)
+class MLPArchitecture:
+    """Fully connected pair for vector data such as the 2-D mode-collapse benchmarks.
+
+    Defaults follow PacGAN's 2-D experiments: G has four hidden layers of 400 units with
+    BatchNorm and ReLU and a linear output (data is not squashed into [-1, 1]); D has three
+    hidden layers of 200 units.
+    """
+
+    sample_shape: tuple[int, ...] = (2,)
+    latent_dim: int = 2
+    generator_hidden: tuple[int, ...] = (400, 400, 400, 400)
+    discriminator_hidden: tuple[int, ...] = (200, 200, 200)
+    negative_slope: float = 0.2
+
+    family: ClassVar[str] = "mlp"
+
+    def __post_init__(self) -> None:
+        for name in ("sample_shape", "generator_hidden", "discriminator_hidden"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def problems(self) -> list[str]:
+        found = []
+        if len(self.sample_shape) != 1:
+            found.append(f"the mlp family takes vectors (N, D); got samples of shape {self.sample_shape}")
+        if not self.generator_hidden or not self.discriminator_hidden:
+            found.append("generator_hidden and discriminator_hidden need at least one layer each")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, **asdict(self)}
+
+
+AnyArchitecture = Architecture | MLPArchitecture
+ARCHITECTURE_FAMILIES: dict[str, type[AnyArchitecture]] = {"dcgan": Architecture, "mlp": MLPArchitecture}
+
+
+def architecture_from_dict(values: dict[str, Any]) -> AnyArchitecture:
+    values = dict(values)
+    return ARCHITECTURE_FAMILIES[values.pop("family", "dcgan")](**values)
+
+
+def architecture_fields() -> set[str]:
+    """Every field a preset override may set, across families."""
+    names = {f.name for family in ARCHITECTURE_FAMILIES.values() for f in fields(family)}
+    return names - {"image_shape", "sample_shape"}
+
+
+PRESETS: dict[str, AnyArchitecture] = {
     # The article's Keras DCGAN for 28x28 MNIST, layer for layer.
     "article_dcgan": Architecture(),
     # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8.
@@ -82,23 +132,39 @@ PRESETS: dict[str, Architecture] = {
         dropout=0.3,
         negative_slope=0.2,
     ),
+    # PacGAN-style MLPs for the 2-D Gaussian-mixture benchmarks (ring8, grid25).
+    "mlp_2d": MLPArchitecture(),
 }
 
 
-def resolve_architecture(preset: str, image_shape: tuple[int, ...], overrides: dict[str, Any]) -> Architecture:
-    """Pick a preset (``auto``: the one made for ``image_shape``) and apply overrides."""
-    image_shape = tuple(image_shape)
+def preset_name(preset: str, sample_shape: tuple[int, ...]) -> str:
+    """The preset to use: ``preset`` itself, or for ``auto`` the first one made for ``sample_shape``."""
     if preset == "auto":
-        matching = [name for name, arch in PRESETS.items() if arch.image_shape == image_shape]
+        matching = [name for name, arch in PRESETS.items() if arch.sample_shape == tuple(sample_shape)]
         if not matching:
             raise ValueError(
-                f"no preset fits data of shape {image_shape}; presets: "
-                f"{ {name: arch.image_shape for name, arch in PRESETS.items()} }"
+                f"no preset fits data of shape {tuple(sample_shape)}; set training.preset to one of "
+                f"{ {name: arch.sample_shape for name, arch in PRESETS.items()} }"
             )
-        preset = matching[0]
+        return matching[0]
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; allowed: {['auto', *PRESETS]}")
-    return replace(PRESETS[preset], **{**overrides, "image_shape": image_shape})
+    return preset
+
+
+def resolve_architecture(preset: str, sample_shape: tuple[int, ...], overrides: dict[str, Any]) -> AnyArchitecture:
+    """Pick a preset (``auto``: the one made for ``sample_shape``) and apply overrides."""
+    sample_shape = tuple(sample_shape)
+    preset = preset_name(preset, sample_shape)
+    arch = PRESETS[preset]
+    allowed = {f.name for f in fields(arch)} - {"image_shape", "sample_shape"}
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise ValueError(
+            f"training.architecture: {sorted(unknown)} are not fields of {preset!r}; allowed: {sorted(allowed)}"
+        )
+    shape_field = "image_shape" if isinstance(arch, Architecture) else "sample_shape"
+    return replace(arch, **{**overrides, shape_field: sample_shape})
 
 
 def transposed_padding(kernel: int, stride: int) -> tuple[int, int]:
@@ -160,6 +226,58 @@ class Discriminator(nn.Module):
         return self.logit(self.features(images)).squeeze(1)
 
 
+class MLPGenerator(nn.Module):
+    """Latent vector -> sample vector (linear output)."""
+
+    def __init__(self, arch: MLPArchitecture) -> None:
+        super().__init__()
+        self.arch = arch
+        layers: list[nn.Module] = []
+        width = arch.latent_dim
+        for hidden in arch.generator_hidden:
+            layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, arch.sample_shape[0]))  # (N, D)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.net(latent)
+
+
+class MLPDiscriminator(nn.Module):
+    """One sample vector -> one real/fake logit."""
+
+    def __init__(self, arch: MLPArchitecture) -> None:
+        super().__init__()
+        self.arch = arch
+        layers: list[nn.Module] = []
+        width = arch.sample_shape[0]
+        for hidden in arch.discriminator_hidden:
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(arch.negative_slope)]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        return self.net(samples).squeeze(1)
+
+
+NETWORK_FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "dcgan": (Generator, Discriminator),
+    "mlp": (MLPGenerator, MLPDiscriminator),
+}
+
+
+def build_networks(arch: AnyArchitecture) -> tuple[nn.Module, nn.Module]:
+    problems = arch.problems()
+    if problems:
+        raise ValueError("invalid architecture: " + "; ".join(problems))
+    generator_class, discriminator_class = NETWORK_FAMILIES[arch.family]
+    return generator_class(arch), discriminator_class(arch)
+
+
+def build_generator(arch: AnyArchitecture) -> nn.Module:
+    return NETWORK_FAMILIES[arch.family][0](arch)
+
+
 def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
     """Miyato et al. (2018): constrain every linear and convolution layer of D to spectral norm 1.
 
@@ -170,10 +288,3 @@ def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
         if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
             nn.utils.parametrizations.spectral_norm(module)
     return discriminator
-
-
-def build_networks(arch: Architecture) -> tuple[Generator, Discriminator]:
-    problems = arch.problems()
-    if problems:
-        raise ValueError("invalid architecture: " + "; ".join(problems))
-    return Generator(arch), Discriminator(arch)

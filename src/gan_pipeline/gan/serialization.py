@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_pipeline.gan.networks import Architecture, Generator
+from gan_pipeline.gan.networks import AnyArchitecture, architecture_from_dict, build_generator
 
 METADATA = "__metadata__"
 
@@ -31,11 +31,11 @@ def load_state(module: nn.Module, tensors: dict[str, Any]) -> nn.Module:
     return module
 
 
-def architecture_metadata(arch: Architecture) -> str:
+def architecture_metadata(arch: AnyArchitecture) -> str:
     return json.dumps(arch.to_dict())
 
 
-def generator_from_tensors(tensors: dict[str, Any]) -> Generator:
+def generator_from_tensors(tensors: dict[str, Any]) -> nn.Module:
     """Rebuild a generator, in eval mode, from a weights file written by ``module_to_tensors``."""
-    arch = Architecture.from_dict(json.loads(tensors[METADATA]["architecture"]))
-    return load_state(Generator(arch), tensors).eval()
+    arch = architecture_from_dict(json.loads(tensors[METADATA]["architecture"]))
+    return load_state(build_generator(arch), tensors).eval()

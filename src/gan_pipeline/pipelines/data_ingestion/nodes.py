@@ -17,7 +17,7 @@ def ingest_dataset(params: dict[str, Any]) -> dict[str, Any]:
     config = parse_params(IngestionParams, "data_ingestion", params)
     raw = load_dataset(config.dataset, config.source_options, Path(config.raw_dir))
     card = {"dataset": config.dataset, **raw.card}
-    set_tags({"dataset": config.dataset})
+    set_tags({"dataset": config.dataset, **{f"data.{key}": value for key, value in card.items()}})
     return {
         "raw_dataset": {
             "samples": raw.samples,

@@ -1,5 +1,7 @@
-"""Processing: refuse malformed data early, then scale to [-1, 1] and split by class."""
+"""Processing: refuse malformed data early, then scale images to [-1, 1] and split by class."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,19 +17,56 @@ class InvalidDatasetError(ValueError):
     """The raw dataset is malformed; the message says what and how to fix it."""
 
 
+def _image_problems(images: np.ndarray) -> list[str]:
+    if images.dtype != np.uint8:
+        return [f"images must be uint8 in [0, 255]; got dtype {images.dtype}"]
+    if images.shape[1] not in (1, 3):
+        return [f"images must have 1 or 3 channels; got {images.shape[1]}"]
+    if images.size and images.min() == images.max():
+        return [f"every pixel has the same value ({images.min()}): the images are blank"]
+    return []
+
+
+def _vector_problems(vectors: np.ndarray) -> list[str]:
+    if not np.issubdtype(vectors.dtype, np.floating):
+        return [f"vectors must be floating point; got dtype {vectors.dtype}"]
+    if not np.isfinite(vectors).all():
+        return [f"{int((~np.isfinite(vectors)).sum())} vector values are NaN or infinite"]
+    return []
+
+
+def scale_to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1], the range of the generator's tanh output."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def as_float32(vectors: np.ndarray) -> np.ndarray:
+    """Vectors keep their coordinates: mode metrics are measured where the modes are."""
+    return vectors.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SampleKind:
+    problems: Callable[[np.ndarray], list[str]]
+    prepare: Callable[[np.ndarray], np.ndarray]
+
+
+# By the number of dimensions of the samples array: images (N, C, H, W) or vectors (N, D).
+SAMPLE_KINDS: dict[int, SampleKind] = {
+    4: SampleKind(problems=_image_problems, prepare=scale_to_unit_range),
+    2: SampleKind(problems=_vector_problems, prepare=as_float32),
+}
+
+
 def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
     """Check shape, dtype, value range, label set and counts; return the raw data unchanged."""
     samples, labels = np.asarray(raw["samples"]), np.asarray(raw["labels"])
     dataset = raw.get("__metadata__", {}).get("dataset", "the raw dataset")
-    problems = []
-    if samples.ndim != 4:
-        problems.append(f"samples must be images (N, C, H, W); got shape {samples.shape}")
-    elif samples.dtype != np.uint8:
-        problems.append(f"images must be uint8 in [0, 255]; got dtype {samples.dtype}")
-    elif samples.shape[1] not in (1, 3):
-        problems.append(f"images must have 1 or 3 channels; got {samples.shape[1]}")
-    elif samples.size and samples.min() == samples.max():
-        problems.append(f"every pixel has the same value ({samples.min()}): the images are blank")
+    kind = SAMPLE_KINDS.get(samples.ndim)
+    if kind is None:
+        problems = [f"samples must be images (N, C, H, W) or vectors (N, D); got shape {samples.shape}"]
+    else:
+        problems = kind.problems(samples)
     if labels.ndim != 1 or len(labels) != len(samples):
         problems.append(f"need one label per sample; got {len(labels)} labels for {len(samples)} samples")
     elif not np.issubdtype(labels.dtype, np.integer):
@@ -49,20 +88,15 @@ def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def scale_to_unit_range(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], the range of the generator's tanh output."""
-    return images.astype(np.float32) / 127.5 - 1.0
-
-
 def split_dataset(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Scale, then make a seeded, class-stratified train/validation split."""
+    """Scale images (vectors stay as they are), then make a seeded, class-stratified split."""
     config = parse_params(ProcessingParams, "data_processing", params)
     raw = validate_raw_dataset(raw)
     indices = np.arange(len(raw["labels"]))
     train_idx, val_idx = train_test_split(
         indices, test_size=config.validation_fraction, stratify=raw["labels"], random_state=config.seed
     )
-    samples = scale_to_unit_range(raw["samples"])
+    samples = SAMPLE_KINDS[raw["samples"].ndim].prepare(raw["samples"])
     metadata = dict(raw.get("__metadata__", {}))
 
     def subset(idx: np.ndarray) -> dict[str, Any]:
@@ -72,7 +106,7 @@ def split_dataset(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, dict
 
 
 def profile_splits(train_set: dict[str, Any], validation_set: dict[str, Any]) -> pd.DataFrame:
-    """Per split and class: sample count, pixel mean and std (in the scaled [-1, 1] range)."""
+    """Per split and class: sample count, value mean and std (images in the scaled [-1, 1] range)."""
     rows = []
     for split, data in (("train", train_set), ("validation", validation_set)):
         samples, labels = data["samples"], data["labels"]

@@ -8,7 +8,7 @@ import torch
 from gan_pipeline.config import TrainingParams, parse_params
 from gan_pipeline.gan.checkpoints import CheckpointStore, data_fingerprint
 from gan_pipeline.gan.distributed import distributed_training
-from gan_pipeline.gan.networks import build_networks, resolve_architecture, with_spectral_norm
+from gan_pipeline.gan.networks import build_networks, preset_name, resolve_architecture, with_spectral_norm
 from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import Checkpointing, train_gan
@@ -40,7 +40,7 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
         speed = SpeedSettings.resolve(config.speed, device)
         set_tags(
             {
-                "architecture": config.preset,
+                "architecture": preset_name(config.preset, tuple(real.shape[1:])),
                 "device": str(device),
                 "loss": config.loss,
                 "processes": distributed.world_size,
