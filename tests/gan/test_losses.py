@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.losses import LOSSES, GANLoss, NonSaturatingLoss, build_loss, r1_penalty
+from gan_pipeline.gan.losses import LOSSES, GANLoss, NonSaturatingLoss, build_loss, r1_penalty, score_real_and_fake
 
 
 class ConstantLogit(nn.Module):
@@ -122,3 +122,17 @@ def test_every_loss_and_r1_work_on_images_and_vectors(name, shape):
     assert torch.isfinite(critic.weights.grad).all() and fake.grad.shape == shape
     realness = loss.realness(scores.real_logits)
     assert realness.shape == (6,) and ((realness >= 0) & (realness <= 1)).all()
+
+
+def test_real_and_fake_share_one_forward_pass_unless_d_uses_batch_statistics():
+    batches = []
+    plain = LinearCritic(torch.randn(4))
+    plain.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    real_scores, fake_scores = score_real_and_fake(plain, torch.randn(3, 1, 2, 2), torch.randn(5, 1, 2, 2))
+    assert batches == [8] and (len(real_scores), len(fake_scores)) == (3, 5)
+
+    batches.clear()
+    normalised = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    normalised.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])))
+    score_real_and_fake(normalised, torch.randn(3, 1, 2, 2), torch.randn(5, 1, 2, 2))
+    assert batches == [3, 5]

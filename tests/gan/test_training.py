@@ -112,7 +112,7 @@ def test_each_step_makes_discriminator_steps_d_updates_on_distinct_real_batches(
     result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     steps = len(real) // (16 * 3)
     assert result.history[-1]["step"] == steps
-    assert len(calls) == steps * (3 * 2 + 1)  # per step: 3 x D(real) and D(fake), then D(G(z)) for G
+    assert len(calls) == steps * (3 + 1)  # per step: 3 x D(real and fake in one batch), then D(G(z)) for G
     assert len(real_rows) == len(set(real_rows)) == steps * 3 * 16
 
 

@@ -25,6 +25,25 @@ class DiscriminatorScores:
     fake_logits: torch.Tensor
 
 
+def uses_batch_statistics(discriminator: nn.Module) -> bool:
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in discriminator.modules())
+
+
+def score_real_and_fake(
+    discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's outputs on real and on fake samples.
+
+    One forward pass over both batches together (fewer, larger kernels: about a quarter faster
+    for the article's D on CPU) unless D normalises by batch statistics, where mixing real and
+    fake in one batch would change what D computes.
+    """
+    if uses_batch_statistics(discriminator):
+        return discriminator(real), discriminator(fake)
+    outputs = discriminator(torch.cat([real, fake.to(real.dtype)]))
+    return outputs[: len(real)], outputs[len(real) :]
+
+
 class GANLoss(Protocol):
     def discriminator_loss(
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
@@ -43,7 +62,7 @@ class NonSaturatingLoss:
     def discriminator_loss(
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> DiscriminatorScores:
-        real_logits, fake_logits = discriminator(real), discriminator(fake)
+        real_logits, fake_logits = score_real_and_fake(discriminator, real, fake)
         loss = F.binary_cross_entropy_with_logits(
             real_logits, torch.ones_like(real_logits)
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
@@ -63,7 +82,7 @@ class LeastSquaresLoss:
     def discriminator_loss(
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> DiscriminatorScores:
-        real_out, fake_out = discriminator(real), discriminator(fake)
+        real_out, fake_out = score_real_and_fake(discriminator, real, fake)
         loss = F.mse_loss(real_out.float(), torch.ones_like(real_out, dtype=torch.float32)) + F.mse_loss(
             fake_out.float(), torch.zeros_like(fake_out, dtype=torch.float32)
         )
@@ -83,7 +102,7 @@ class HingeLoss:
     def discriminator_loss(
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> DiscriminatorScores:
-        real_out, fake_out = discriminator(real), discriminator(fake)
+        real_out, fake_out = score_real_and_fake(discriminator, real, fake)
         loss = F.relu(1 - real_out.float()).mean() + F.relu(1 + fake_out.float()).mean()
         return DiscriminatorScores(loss, real_out, fake_out)
 
@@ -104,7 +123,7 @@ class WassersteinGPLoss:
     def discriminator_loss(
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> DiscriminatorScores:
-        real_out, fake_out = discriminator(real), discriminator(fake)
+        real_out, fake_out = score_real_and_fake(discriminator, real, fake)
         mix = torch.rand(real.shape[0], *(1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
         between = torch.lerp(fake.detach().to(real.dtype), real.detach(), mix).requires_grad_(True)
         slopes = input_gradient_norms(discriminator, between)

@@ -200,7 +200,8 @@ class AdversarialStep:
             logger.info("torch.compile leaves D eager: gradient penalties need double backward")
 
         def prepare(module: nn.Module, compiled: bool) -> nn.Module:
-            return torch.compile(module) if compiled else module
+            # Static shapes: the batch size is fixed, so each shape compiles once (no dynamic-shape graphs).
+            return torch.compile(module, dynamic=False) if compiled else module
 
         # Gradients of the DDP-wrapped modules are averaged across processes in backward. In
         # G's update, D is used unwrapped and frozen: only G's gradients are computed and shared.
