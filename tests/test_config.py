@@ -27,6 +27,14 @@ from gan_pipeline.hooks import validate_parameters
         ),
         ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
         ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
+        (
+            {"data_ingestion": {"dataset": "grid25"}, "training": {"diff_augment": ["cutout"]}},
+            r"training\.diff_augment: \['cutout'\] augments images, but 'grid25' samples are vectors",
+        ),
+        (
+            {"training": {"batch_size": 500, "discriminator_steps": 3}},
+            r"training\.batch_size: 500 x training\.discriminator_steps 3 is larger than the training split",
+        ),
         ({"training": {"device": "gpu"}}, r"training\.device: unknown device 'gpu'; allowed: auto \| cpu \| cuda"),
         ({"training": {"resume": "yes"}}, r"training\.resume: Input should be 'auto' or 'never'"),
         ({"training": {"speed": {"precision": "fp16"}}}, r"training\.speed\.precision: Input should be 'auto'"),

@@ -46,13 +46,25 @@ def validate_parameters(params: dict[str, Any]) -> None:
     shape = source.sample_shape(options)
     if shape is not None:
         _check_network_fits(training, ingestion.dataset, shape)
+        if training.diff_augment and len(shape) != 3:
+            raise ParameterError(
+                f"invalid parameters:\n  training.diff_augment: {list(training.diff_augment)} augments images, but "
+                f"{ingestion.dataset!r} samples are vectors of shape {shape}; set it to []"
+            )
     total = source.num_samples(options)
     if total is not None:
         train_size = total - math.ceil(total * processing.validation_fraction)
-        if training.batch_size > train_size:
+        per_process = train_size // launched_world_size()
+        if training.batch_size * training.discriminator_steps > per_process:
+            steps = (
+                f" x training.discriminator_steps {training.discriminator_steps}"
+                if training.discriminator_steps > 1
+                else ""
+            )
+            processes = f" per process ({launched_world_size()} processes)" if launched_world_size() > 1 else ""
             raise ParameterError(
-                f"invalid parameters:\n  training.batch_size: {training.batch_size} is larger than the "
-                f"training split of {ingestion.dataset!r} ({train_size} samples); lower it"
+                f"invalid parameters:\n  training.batch_size: {training.batch_size}{steps} is larger than the "
+                f"training split of {ingestion.dataset!r} ({per_process} samples{processes}); lower it"
             )
 
 
