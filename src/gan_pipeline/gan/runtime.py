@@ -32,6 +32,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def resident_on(samples: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The whole training split on the training device as one tensor (batches are then index lookups)."""
+    try:
+        return torch.from_numpy(samples).to(device)
+    except torch.OutOfMemoryError as err:
+        raise MemoryError(
+            f"the training split ({samples.nbytes / 2**30:.2f} GiB) does not fit in the memory of {device}; "
+            "train on a GPU with more memory, on fewer or smaller samples, or with training.device=cpu"
+        ) from err
+
+
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     """Seed every global RNG (dropout, init) and return a generator for noise and shuffling."""
     random.seed(seed)

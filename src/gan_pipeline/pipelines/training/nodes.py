@@ -2,21 +2,22 @@
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
-import torch
 
 from gan_pipeline.config import TrainingParams, parse_params
 from gan_pipeline.gan.checkpoints import CheckpointStore, data_fingerprint
 from gan_pipeline.gan.distributed import distributed_training
 from gan_pipeline.gan.networks import build_networks, preset_name, resolve_architecture, with_spectral_norm
-from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
+from gan_pipeline.gan.runtime import SpeedSettings, resident_on, seeded_generator
 from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
 from gan_pipeline.gan.training import Checkpointing, train_gan
 from gan_pipeline.plots import loss_curves_figure, training_progress_figure
 from gan_pipeline.tracking import StepMetricsLogger, active_run_id, set_tags, tag_alert
 
 
-def checkpointing_for(config: TrainingParams, samples: Any) -> Checkpointing | None:
+def checkpointing_for(config: TrainingParams, samples: np.ndarray) -> Checkpointing | None:
+    """Where this run checkpoints, tagged with its data and MLflow run; None when checkpoints are off."""
     if config.checkpoint.every_epochs == 0:
         return None
     return Checkpointing(
@@ -31,7 +32,7 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     """Train G and D (on every torchrun process); return weights, the per-step loss history and figures."""
     config = parse_params(TrainingParams, "training", params)
     with distributed_training(config.device, config.distributed_backend) as (distributed, device):
-        real = torch.from_numpy(train_set["samples"]).to(device)
+        real = resident_on(train_set["samples"], device)
         arch = resolve_architecture(config.preset, tuple(real.shape[1:]), config.architecture)
         rng = seeded_generator(config.seed, device)
         generator, discriminator = build_networks(arch)
