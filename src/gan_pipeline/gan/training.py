@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from gan_pipeline.config import HealthParams, TrainingParams
 from gan_pipeline.gan.augment import diff_augment
 from gan_pipeline.gan.checkpoints import (
+    CheckpointError,
     CheckpointRecord,
     CheckpointStore,
     module_tensors,
@@ -484,10 +485,17 @@ def _resume(
     """Restore the last checkpoint of this run if there is one; returns the step resumed from (0: none)."""
     if checkpointing is None or config.resume == "never":
         return 0
-    # The main process decides, so that every process resumes from the same checkpoint or none.
-    record = distributed.from_main(
-        checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint) if distributed.is_main else None
-    )
+
+    def decide() -> tuple[CheckpointRecord | None, str | None]:
+        try:
+            return checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint), None
+        except CheckpointError as err:
+            return None, str(err)
+
+    # The main process decides and tells the others: all resume from the same checkpoint, or all stop.
+    record, problem = distributed.from_main(decide() if distributed.is_main else None)
+    if problem is not None:
+        raise CheckpointError(problem)
     if record is None:
         return 0
     state.restore(record, checkpointing.store.load(record), distributed.rank)
