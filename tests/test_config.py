@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kedro.config import OmegaConfigLoader
 
 from gan_pipeline.config import ParameterError, TrainingParams, parse_params
 from gan_pipeline.hooks import validate_parameters
@@ -69,3 +70,19 @@ def test_the_shipped_training_parameters_parse_and_override_from_the_command_lin
     assert config.speed.compile == "auto" and config.resume == "auto" and config.checkpoint.every_epochs == 10
     overridden = parse_params(TrainingParams, "training", {"speed": {"compile": "false"}, "diff_augment": ["color"]})
     assert overridden.speed.compile is False and overridden.diff_augment == ("color",)
+
+
+@pytest.mark.filterwarnings("ignore:register_new_resolver:UserWarning")  # upstream omegaconf deprecation
+def test_the_stabilised_grid25_environment_validates_on_top_of_base():
+    loader = OmegaConfigLoader(
+        conf_source=str(Path(__file__).parents[1] / "conf"),
+        base_env="base",
+        default_run_env="grid25_stabilised",
+        merge_strategy={"parameters": "soft"},
+    )
+    params = loader["parameters"]
+    validate_parameters(params)
+    training = parse_params(TrainingParams, "training", params["training"])
+    assert params["data_ingestion"]["dataset"] == "grid25" and training.preset == "mlp_2d"
+    assert (training.loss, training.r1_gamma, training.ema_decay) == ("non_saturating", 1.0, 0.999)
+    assert training.speed.compile == "auto"  # keys the environment leaves alone come from base
