@@ -21,6 +21,7 @@ TINY_TRAINING = {
     "num_fixed_samples": 16,
     "progress_bar": False,
     "device": "cpu",
+    "checkpoint": {"every_epochs": 0},  # tests that checkpoint pass their own tmp_path directory
 }
 TINY_EVALUATION = {"judge": {"epochs": 2}, "device": "cpu", "register_model": False}
 

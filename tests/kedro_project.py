@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KEDRO = str(Path(sys.executable).with_name("kedro"))
+VENV_BIN = Path(sys.executable).parent  # kedro, torchrun, gan-pipeline
+KEDRO = str(VENV_BIN / "kedro")
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 
 
@@ -28,9 +29,14 @@ def copy_project(root: Path) -> Path:
     return root
 
 
+def project_env() -> dict[str, str]:
+    """This environment without MLFLOW_* variables: runs use the project-local MLflow store."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+
+
 def kedro(project: Path, *args: str, tracking_uri: str | None = None) -> subprocess.CompletedProcess:
     """``kedro <args>`` in ``project``; MLflow logs to ``tracking_uri`` (default: the project's SQLite store)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env = project_env()
     if tracking_uri is not None:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     return subprocess.run(

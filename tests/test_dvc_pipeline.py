@@ -15,7 +15,17 @@ CATALOG = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog.yml").read_t
 STAGES: dict[str, dict[str, Any]] = DVC_YAML["stages"]
 PIPELINES = {name: pipeline for name, pipeline in register_pipelines().items() if name != "__default__"}
 # What changes what a run prints or monitors, not what it writes: a DVC param would rerun the stage for nothing.
-NOT_SHAPING_OUTPUTS = {"training.progress_bar", "training.system_metrics_interval_s"}
+NOT_SHAPING_OUTPUTS = {
+    "training.progress_bar",
+    "training.system_metrics_interval_s",
+    "training.health.discriminator_win_score",
+    "training.health.discriminator_win_steps",
+    "training.checkpoint.directory",
+    "training.checkpoint.every_epochs",
+    "training.checkpoint.keep",
+    "training.resume",
+    "training.distributed_backend",
+}
 # Package markers holding no code that shapes outputs (a docstring, the version string).
 CODE_WITHOUT_EFFECT = {"src/gan_pipeline/__init__.py", "src/gan_pipeline/pipelines/__init__.py"}
 

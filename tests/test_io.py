@@ -1,9 +1,11 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset, atomic_path
+from gan_pipeline.io import InMemoryOutput, JSONDataset, TableDataset, TensorsDataset, atomic_path
 
 
 def test_tensors_round_trip_with_metadata(tmp_path):
@@ -57,3 +59,15 @@ def test_the_same_tensors_always_write_the_same_bytes(tmp_path):
     loaded = TensorsDataset(str(tmp_path / "0.safetensors")).load()
     assert loaded["__metadata__"] == metadata
     np.testing.assert_array_equal(loaded["a"], data["a"])
+
+
+def test_in_memory_output_keeps_saves_off_disk_and_reads_the_file_until_then(tmp_path):
+    path = tmp_path / "metrics.json"
+    JSONDataset(str(path)).save({"from": "disk"})
+    before = path.stat().st_mtime_ns
+    output = InMemoryOutput(JSONDataset(str(path)))
+    assert output.load() == {"from": "disk"}
+    output.save({"from": "this process"})
+    assert output.load() == {"from": "this process"}
+    assert json.loads(path.read_text()) == {"from": "disk"} and path.stat().st_mtime_ns == before
+    assert InMemoryOutput(JSONDataset(str(tmp_path / "absent.json"))).exists() is False

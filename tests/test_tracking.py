@@ -1,11 +1,80 @@
-"""The nodes' bridge to MLflow: system metrics around training, no-ops without a run."""
+"""The MLflow side of training: resuming into a run, step metrics, system metrics; real SQLite stores."""
 
 import time
 
 import mlflow
+import pytest
 from mlflow import MlflowClient
 
-from gan_pipeline.tracking import system_metrics_logged
+from gan_pipeline.config import TrainingParams, flatten_params
+from gan_pipeline.gan.checkpoints import CheckpointRecord, trajectory_settings
+from gan_pipeline.tracking import StepMetricsLogger, resumable_run_id, system_metrics_logged
+
+PARAMS = {"training": {"epochs": 2, "betas": [0.5, 0.999], "speed": {"compile": "auto"}}, "evaluation": {"seed": 1}}
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One SQLite store for the module (creating one takes seconds); each test makes its own runs."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield MlflowClient(uri)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+def _interrupted_run(params: dict) -> str:
+    with mlflow.start_run() as run:
+        mlflow.log_params(flatten_params(params))
+    return run.info.run_id
+
+
+def _record(run_id: str, completed: bool = False) -> CheckpointRecord:
+    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
+    return CheckpointRecord("x.safetensors", 1, 10, completed, trajectory, "data", run_id)
+
+
+def test_params_are_flattened_as_kedro_mlflow_logs_them():
+    assert flatten_params(PARAMS) == {
+        "training.epochs": 2,
+        "training.betas": [0.5, 0.999],
+        "training.speed.compile": "auto",
+        "evaluation.seed": 1,
+    }
+
+
+def test_an_unfinished_checkpoint_resumes_into_its_mlflow_run(tracking):
+    run_id = _interrupted_run(PARAMS)
+    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
+    assert resumable_run_id(_record(run_id), trajectory, PARAMS) == run_id
+    assert resumable_run_id(_record(run_id, completed=True), trajectory, PARAMS) is None
+    assert resumable_run_id(None, trajectory, PARAMS) is None
+    other_training = trajectory_settings(TrainingParams(epochs=3), 1, "cpu")
+    assert resumable_run_id(_record(run_id), other_training, PARAMS) is None
+
+
+def test_a_rerun_whose_parameters_mlflow_cannot_change_gets_a_new_run(tracking, caplog):
+    run_id = _interrupted_run(PARAMS)
+    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
+    changed = {**PARAMS, "evaluation": {"seed": 2}}
+    assert resumable_run_id(_record(run_id), trajectory, changed) is None
+    assert "['evaluation.seed'] differ" in caplog.text
+    tracking.delete_run(run_id)
+    assert resumable_run_id(_record(run_id), trajectory, PARAMS) is None
+
+
+def test_the_step_logger_logs_each_step_once_across_a_resume(tracking):
+    with mlflow.start_run() as run:
+        first_attempt = StepMetricsLogger()
+        for step in (5, 10, 15):  # the checkpoint was at step 10; step 15 was logged before the kill
+            first_attempt(step, {"d_loss": float(step), "step": step})
+    with mlflow.start_run(run_id=run.info.run_id):
+        resumed = StepMetricsLogger()
+        for step in (5, 10, 15, 20):  # history replayed from the checkpoint, then steps 15 and 20 recomputed
+            resumed(step, {"d_loss": -float(step), "step": step})
+    history = tracking.get_metric_history(run.info.run_id, "d_loss")
+    assert [(m.step, m.value) for m in history] == [(5, 5.0), (10, 10.0), (15, 15.0), (20, -20.0)]
 
 
 def test_system_metrics_are_logged_while_training_runs(mlflow_store):

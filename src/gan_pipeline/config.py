@@ -4,6 +4,7 @@ Kedro hands each node a plain dict from ``conf/base/parameters_*.yml``; these mo
 into typed settings and reject bad values before any work starts, naming the key at fault.
 """
 
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -45,10 +46,39 @@ class ProcessingParams(Params):
     seed: int = 0
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+AutoOrBool = Literal["auto"] | bool
+
+
+class SpeedParams(Params):
+    """GPU speed options; ``auto`` turns each on for CUDA and off elsewhere."""
+
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: AutoOrBool = "auto"
+    compile: AutoOrBool = "auto"
+    cudnn_benchmark: AutoOrBool = "auto"
+
+
+class CheckpointParams(Params):
+    directory: str = "data/06_models/checkpoints"
+    every_epochs: int = Field(10, ge=0)
+    keep: PositiveInt = 2
+
+
+class HealthParams(Params):
+    discriminator_win_score: float = Field(0.02, gt=0, lt=1)
+    discriminator_win_steps: PositiveInt = 200
+
+
 class TrainingParams(Params):
     preset: str = "auto"
     architecture: dict[str, Any] = Field(default_factory=dict)
     loss: str = "non_saturating"
+    gradient_penalty_weight: float = Field(10.0, gt=0)
+    r1_gamma: float = Field(0.0, ge=0)
+    spectral_norm: bool = False
+    discriminator_steps: PositiveInt = 1
+    diff_augment: tuple[str, ...] = ()
     epochs: PositiveInt = 60
     batch_size: PositiveInt = 64
     generator_lr: float = Field(2e-4, gt=0)
@@ -57,6 +87,11 @@ class TrainingParams(Params):
     ema_decay: float = Field(0.999, ge=0, lt=1)
     seed: int = 0
     device: str = "auto"
+    distributed_backend: Literal["auto", "nccl", "gloo"] = "auto"
+    speed: SpeedParams = Field(default_factory=SpeedParams)
+    resume: Literal["auto", "never"] = "auto"
+    checkpoint: CheckpointParams = Field(default_factory=CheckpointParams)
+    health: HealthParams = Field(default_factory=HealthParams)
     log_every_steps: PositiveInt = 10
     sample_every_epochs: PositiveInt = 10
     num_fixed_samples: PositiveInt = 64
@@ -80,6 +115,23 @@ class TrainingParams(Params):
         if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; allowed: {sorted(LOSSES)}")
         return name
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, name: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(name):
+            raise ValueError(f"unknown device {name!r}; allowed: auto | cpu | cuda | cuda:N | mps")
+        return name
+
+    @field_validator("diff_augment")
+    @classmethod
+    def _known_augmentations(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from gan_pipeline.gan.augment import AUGMENTATIONS
+
+        unknown = [name for name in names if name not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"unknown augmentations {unknown}; allowed: {sorted(AUGMENTATIONS)}")
+        return names
 
     @field_validator("architecture")
     @classmethod

@@ -1,4 +1,5 @@
-"""Project hooks: validate parameters before any work, keep one MLflow run per trained model, say where results are.
+"""Project hooks: validate parameters before any work, keep one MLflow run per trained model (and resume
+an interrupted training into its run), keep torchrun's other processes from writing, say where results are.
 
 Under ``dvc repro`` each stage is its own ``kedro run --pipeline <name>``; these hooks make the
 stages add up to the same MLflow run a single ``kedro run`` makes: the training run also records
@@ -13,13 +14,15 @@ import math
 import os
 import pkgutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog
+from kedro.io import CatalogProtocol, DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
 from mlflow import MlflowClient
@@ -39,8 +42,11 @@ from gan_pipeline.config import (
     parse_params,
 )
 from gan_pipeline.datasets import dataset_source
+from gan_pipeline.gan.checkpoints import CheckpointStore, trajectory_settings
+from gan_pipeline.gan.distributed import is_main_process, launched_world_size, process_device
 from gan_pipeline.gan.networks import resolve_architecture
-from gan_pipeline.tracking import changed_params, find_run, log_params, set_tags
+from gan_pipeline.io import InMemoryOutput
+from gan_pipeline.tracking import changed_params, find_run, log_params, resumable_run_id, set_tags
 from gan_pipeline.versioning import dvc_file_hash, refuse_parameters_hidden_from_dvc
 
 logger = logging.getLogger(__name__)
@@ -48,6 +54,7 @@ logger = logging.getLogger(__name__)
 RAW_DATASET = "raw_dataset"  # its DVC hash is the data version a trained model records
 MODEL_DATASET = "generator"  # a pipeline that reads it without producing it evaluates an earlier model
 RUN_RECORD_DATASET = "training_run"  # written by training: the MLflow run that trained the model
+TRAINING_NODE = "train_model"
 
 
 def validate_parameters(params: dict[str, Any]) -> None:
@@ -62,13 +69,25 @@ def validate_parameters(params: dict[str, Any]) -> None:
     shape = source.sample_shape(options)
     if shape is not None:
         _check_network_fits(training, ingestion.dataset, shape)
+        if training.diff_augment and len(shape) != 3:
+            raise ParameterError(
+                f"invalid parameters:\n  training.diff_augment: {list(training.diff_augment)} augments images, but "
+                f"{ingestion.dataset!r} samples are vectors of shape {shape}; set it to []"
+            )
     total = source.num_samples(options)
     if total is not None:
         train_size = total - math.ceil(total * processing.validation_fraction)
-        if training.batch_size > train_size:
+        per_process = train_size // launched_world_size()
+        if training.batch_size * training.discriminator_steps > per_process:
+            steps = (
+                f" x training.discriminator_steps {training.discriminator_steps}"
+                if training.discriminator_steps > 1
+                else ""
+            )
+            processes = f" per process ({launched_world_size()} processes)" if launched_world_size() > 1 else ""
             raise ParameterError(
-                f"invalid parameters:\n  training.batch_size: {training.batch_size} is larger than the "
-                f"training split of {ingestion.dataset!r} ({train_size} samples); lower it"
+                f"invalid parameters:\n  training.batch_size: {training.batch_size}{steps} is larger than the "
+                f"training split of {ingestion.dataset!r} ({per_process} samples{processes}); lower it"
             )
 
 
@@ -212,6 +231,26 @@ class ModelRunHooks:
             continue_run(config, run)
 
 
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    quieted = logging.getLogger(logger_name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
+
+
+def keep_outputs_in_memory(catalog: CatalogProtocol) -> None:
+    """Off the main torchrun process: every dataset keeps its saves in memory and writes nothing."""
+    with _quiet("kedro.io.data_catalog"):  # one "Replacing dataset" notice per entry otherwise
+        for name in list(catalog):
+            dataset = catalog[name]
+            if not isinstance(dataset, MemoryDataset | InMemoryOutput):
+                catalog[name] = InMemoryOutput(dataset)
+
+
 class ProjectHooks:
     def __init__(self) -> None:
         self._project_path = Path.cwd()
@@ -224,6 +263,11 @@ class ProjectHooks:
         stage = os.environ.get("DVC_STAGE")  # set by DVC for every stage command
         if stage:
             refuse_parameters_hidden_from_dvc(context, stage)
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        if not is_main_process():
+            keep_outputs_in_memory(catalog)
 
     @hook_impl(trylast=True)  # after kedro-mlflow has started (or resumed) the run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -244,7 +288,8 @@ class ProjectHooks:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        print(run_summary(self._project_path, self._run, mlflow.get_tracking_uri()))
+        if is_main_process():
+            print(run_summary(self._project_path, self._run, mlflow.get_tracking_uri()))
 
 
 def log_upstream_stages(pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -279,3 +324,34 @@ def tag_data_version(catalog: DataCatalog, project_path: Path) -> None:
     with safe_open(raw_file, framework="np") as handle:
         card = json.loads((handle.metadata() or {}).get("card", "{}"))
     set_tags({f"data.{key}": value for key, value in card.items()})
+
+
+class ResumeRunHooks:
+    """Points kedro-mlflow at the MLflow run of an interrupted training, so resuming continues that run.
+
+    Runs before kedro-mlflow starts its run (``tryfirst``) and only sets ``tracking.run.id`` of
+    its configuration; the training node itself decides what to restore.
+    """
+
+    def __init__(self) -> None:
+        self._context: KedroContext | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline: Pipeline) -> None:
+        context = self._context
+        mlflow_config = getattr(context, "mlflow", None)
+        if mlflow_config is None or TRAINING_NODE not in {node.name for node in pipeline.nodes}:
+            return
+        training = parse_params(TrainingParams, "training", context.params.get("training"))
+        if training.resume == "never" or training.checkpoint.every_epochs == 0:
+            return
+        store = CheckpointStore(Path(context.project_path) / training.checkpoint.directory)
+        trajectory = trajectory_settings(training, launched_world_size(), process_device(training.device).type)
+        run_id = resumable_run_id(store.latest(), trajectory, context.params)
+        if run_id is not None:
+            logger.info("Resuming the interrupted training run: MLflow run %s continues", run_id)
+            mlflow_config.tracking.run.id = run_id

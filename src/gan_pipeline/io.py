@@ -5,11 +5,7 @@ either sees the previous complete file or the new complete file.
 """
 
 import json
-import os
 import struct
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +15,7 @@ from kedro.io import AbstractDataset, DatasetError
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+from gan_pipeline.gan.files import atomic_path
 
 
 def sort_safetensors_header(path: Path) -> None:
@@ -149,3 +128,27 @@ class FigureDataset(_LocalFileDataset):
         with atomic_path(self._filepath) as tmp:
             data.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         plt.close(data)
+
+
+class InMemoryOutput(AbstractDataset):
+    """Wraps a dataset on a process that must not write (torchrun ranks other than 0).
+
+    Saves stay in memory so that later nodes of the same run still get them; loads read the
+    wrapped dataset until something was saved.
+    """
+
+    def __init__(self, dataset: AbstractDataset) -> None:
+        self._dataset = dataset
+        self._saved: list[Any] = []
+
+    def _describe(self) -> dict[str, Any]:
+        return {"in_memory_output_of": self._dataset}
+
+    def _exists(self) -> bool:
+        return bool(self._saved) or self._dataset.exists()
+
+    def load(self) -> Any:
+        return self._saved[-1] if self._saved else self._dataset.load()
+
+    def save(self, data: Any) -> None:
+        self._saved[:] = [data]

@@ -24,7 +24,9 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
+from gan_pipeline.config import flatten_params
 from gan_pipeline.gan import networks
+from gan_pipeline.gan.checkpoints import CheckpointRecord
 from gan_pipeline.io import TensorsDataset
 from gan_pipeline.registry import CHALLENGER, bounded_http, run_gate
 
@@ -33,10 +35,69 @@ logger = logging.getLogger(__name__)
 PYFUNC_MODEL_FILE = Path(__file__).with_name("generator_pyfunc.py")
 NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports the logged network under
 
+logger = logging.getLogger(__name__)
+
 
 def log_step_metrics(step: int, metrics: dict[str, float]) -> None:
     if mlflow.active_run() is not None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k not in ("epoch", "step")}, step=step)
+
+
+class StepMetricsLogger:
+    """Per-step metrics for the active run, skipping steps the run already holds.
+
+    A resumed run replays its history from the checkpoint and recomputes the steps between the
+    checkpoint and the interruption; each step lands in MLflow once, with no gap.
+    """
+
+    def __init__(self, key: str = "d_loss") -> None:
+        active = mlflow.active_run()
+        history = MlflowClient().get_metric_history(active.info.run_id, key) if active is not None else []
+        self.last_logged_step = max((metric.step for metric in history), default=0)
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        if step > self.last_logged_step:
+            log_step_metrics(step, metrics)
+            self.last_logged_step = step
+
+
+def active_run_id() -> str | None:
+    active = mlflow.active_run()
+    return active.info.run_id if active is not None else None
+
+
+def tag_alert(key: str, message: str) -> None:
+    """A health warning from training, kept as the run tag ``health.<key>``."""
+    set_tags({f"health.{key}": message})
+
+
+def resumable_run_id(record: CheckpointRecord | None, trajectory: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The MLflow run of an unfinished checkpoint of this very training, if it can take this run's parameters.
+
+    MLflow refuses to change a logged parameter, so a rerun whose parameters differ (say a
+    different ``evaluation.seed``) resumes training from the checkpoint but logs to a new run.
+    """
+    if record is None or record.completed or not record.tracking_run_id or record.trajectory != trajectory:
+        return None
+    try:
+        run = MlflowClient().get_run(record.tracking_run_id)
+    except MlflowException:
+        logger.warning(
+            "The checkpoint's MLflow run %s is not in this tracking store; starting a new run", record.tracking_run_id
+        )
+        return None
+    if run.info.lifecycle_stage != "active":
+        return None
+    logged = run.data.params
+    changed = sorted(
+        key for key, value in flatten_params(params).items() if key in logged and logged[key] != str(value)
+    )
+    if changed:
+        logger.warning(
+            "Training resumes into a new MLflow run: parameters %s differ from run %s", changed, run.info.run_id
+        )
+        return None
+    return run.info.run_id
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

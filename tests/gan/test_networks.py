@@ -2,7 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from gan_pipeline.gan.networks import PRESETS, architecture_from_dict, build_networks, resolve_architecture
+from gan_pipeline.gan.networks import (
+    PRESETS,
+    architecture_from_dict,
+    build_networks,
+    resolve_architecture,
+    with_spectral_norm,
+)
 
 
 def test_article_preset_matches_the_articles_layers():
@@ -66,3 +72,13 @@ def test_vector_data_gets_the_mlp_family():
 def test_an_override_the_preset_does_not_have_is_refused():
     with pytest.raises(ValueError, match=r"\['generator_hidden'\] are not fields of 'article_dcgan'"):
         resolve_architecture("article_dcgan", (1, 28, 28), {"generator_hidden": [8]})
+
+
+def test_spectral_norm_reaches_every_linear_and_convolution_of_any_discriminator():
+    _, mlp = build_networks(resolve_architecture("auto", (2,), {}))
+    _, conv = build_networks(PRESETS["digits_dcgan"])
+    for discriminator, layers in ((mlp, 4), (conv, 3)):
+        with_spectral_norm(discriminator)
+        parametrized = [m for m in discriminator.modules() if nn.utils.parametrize.is_parametrized(m, "weight")]
+        assert len(parametrized) == layers
+    assert mlp(torch.randn(5, 2)).shape == (5,)

@@ -1,10 +1,14 @@
+import math
+
 import pytest
 import torch
+from torch import nn
 
-from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.networks import PRESETS, build_networks
-from gan_pipeline.gan.runtime import seeded_generator
-from gan_pipeline.gan.training import train_gan
+from gan_pipeline.config import SpeedParams, TrainingParams
+from gan_pipeline.gan.checkpoints import CheckpointStore
+from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
+from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
+from gan_pipeline.gan.training import Checkpointing, TrainingDivergedError, train_gan
 from tests.conftest import TINY_TRAINING, scaled
 
 
@@ -82,3 +86,144 @@ def test_ema_generator_is_what_ships_when_enabled(real):
 def test_a_batch_larger_than_the_data_is_refused(real):
     with pytest.raises(ValueError, match=r"training.batch_size \(512\) is larger than the training split \(256"):
         _train(real, batch_size=512)
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "lsgan", "hinge", "wgan_gp"])
+def test_each_loss_trains_with_finite_moving_losses(real, loss):
+    result, _, _ = _train(real, loss=loss, epochs=1, log_every_steps=2, ema_decay=0)
+    d_losses = [row["d_loss"] for row in result.history]
+    g_losses = [row["g_loss"] for row in result.history]
+    assert all(math.isfinite(value) for value in d_losses + g_losses)
+    assert len(set(d_losses)) == len(d_losses) and len(set(g_losses)) == len(g_losses)
+
+
+def test_each_step_makes_discriminator_steps_d_updates_on_distinct_real_batches(real):
+    index_of = {row.numpy().tobytes(): index for index, row in enumerate(real)}
+    real_rows: list[int] = []
+    calls = []
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "discriminator_steps": 3, "batch_size": 16})
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+
+    def record(module, args):
+        calls.append(1)
+        real_rows.extend(index_of[r.numpy().tobytes()] for r in args[0].detach() if r.numpy().tobytes() in index_of)
+
+    discriminator.register_forward_pre_hook(record)
+    result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
+    steps = len(real) // (16 * 3)
+    assert result.history[-1]["step"] == steps
+    assert len(calls) == steps * (3 + 1)  # per step: 3 x D(real and fake in one batch), then D(G(z)) for G
+    assert len(real_rows) == len(set(real_rows)) == steps * 3 * 16
+
+
+def test_spectral_norm_keeps_every_discriminator_layer_at_unit_spectral_norm(real):
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    with_spectral_norm(discriminator)
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "spectral_norm": True})
+    train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
+    layers = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(layers) == 3
+    for layer in layers:
+        assert nn.utils.parametrize.is_parametrized(layer, "weight")
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.1)
+
+
+def test_bf16_and_channels_last_run_on_cpu_as_they_would_on_cuda(real):
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    conv_outputs = []
+    first_conv = next(m for m in discriminator.modules() if isinstance(m, nn.Conv2d))
+    first_conv.register_forward_hook(lambda module, args, output: conv_outputs.append(output))
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1})
+    speed = SpeedSettings(bf16=True, channels_last=True)
+    result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")), speed=speed)
+    assert {output.dtype for output in conv_outputs} == {torch.bfloat16}
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.dtype == torch.float32 for p in generator.parameters())  # autocast: weights stay fp32
+    assert all(math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"]) for row in result.history)
+
+
+def test_speed_options_default_to_the_fast_path_on_cuda_only():
+    cpu = SpeedSettings.resolve(SpeedParams(), torch.device("cpu"))
+    cuda = SpeedSettings.resolve(SpeedParams(), torch.device("cuda"))
+    assert cpu == SpeedSettings()
+    assert cuda == SpeedSettings(bf16=True, channels_last=True, compile=True, cudnn_benchmark=True)
+    forced = SpeedSettings.resolve(
+        SpeedParams(precision="bf16", compile=True, cudnn_benchmark=True), torch.device("cpu")
+    )
+    assert forced == SpeedSettings(bf16=True, compile=True)  # cuDNN does not exist on CPU
+
+
+class NaNAfter(nn.Module):
+    """Wraps D and returns NaN once ``poisoned`` is set: a stand-in for a diverging network."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.poisoned = discriminator, False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(images)
+        return logits * float("nan") if self.poisoned else logits
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(real, tmp_path):
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    diverging = NaNAfter(discriminator)
+    alerts = []
+    steps_per_epoch = len(real) // TINY_TRAINING["batch_size"]
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 3, "log_every_steps": steps_per_epoch})
+    store = CheckpointStore(tmp_path)
+
+    def poison_from_the_first_log_on(step, row):
+        diverging.poisoned = True
+
+    with pytest.raises(TrainingDivergedError, match=r"non-finite loss by step 16 .* last good checkpoint is kept"):
+        train_gan(
+            generator,
+            diverging,
+            real,
+            config,
+            seeded_generator(0, torch.device("cpu")),
+            on_step=poison_from_the_first_log_on,
+            on_alert=lambda key, message: alerts.append(key),
+            checkpointing=Checkpointing(store, every_epochs=1, data_fingerprint="digits"),
+        )
+    assert alerts == ["diverged"]
+    record = store.latest()
+    assert (record.epoch, record.step, record.completed) == (1, steps_per_epoch, False)
+    assert all(torch.isfinite(tensor).all() for tensor in store.load(record).values() if tensor.is_floating_point())
+
+
+def test_a_discriminator_that_wins_outright_is_reported_once_as_a_warning(real, caplog):
+    alerts = []
+    config = TrainingParams(
+        **{**TINY_TRAINING, "epochs": 1, "log_every_steps": 1},
+        health={"discriminator_win_score": 0.999, "discriminator_win_steps": 3},  # any D(G(z)) counts as a win
+    )
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    train_gan(
+        generator,
+        discriminator,
+        real,
+        config,
+        seeded_generator(0, torch.device("cpu")),
+        on_alert=lambda key, message: alerts.append((key, message)),
+    )
+    assert [key for key, _ in alerts] == ["discriminator_won"]
+    assert "won outright for 3 steps by step 3" in alerts[0][1] and "training.spectral_norm" in alerts[0][1]
+    assert "won outright" in caplog.text
+
+
+def test_a_healthy_short_run_raises_no_alert(real):
+    alerts = []
+    config = TrainingParams(**TINY_TRAINING)
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    train_gan(
+        generator,
+        discriminator,
+        real,
+        config,
+        seeded_generator(0, torch.device("cpu")),
+        on_alert=lambda key, message: alerts.append(key),
+    )
+    assert alerts == []

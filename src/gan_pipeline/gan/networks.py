@@ -277,3 +277,15 @@ def build_networks(arch: AnyArchitecture) -> tuple[nn.Module, nn.Module]:
 
 def build_generator(arch: AnyArchitecture) -> nn.Module:
     return NETWORK_FAMILIES[arch.family][0](arch)
+
+
+def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
+    """Miyato et al. (2018): constrain every linear and convolution layer of D to spectral norm 1.
+
+    Works on any discriminator (convolutional or MLP) because it walks the layers rather than
+    naming them; the power-iteration vectors are buffers, so they travel with the state dict.
+    """
+    for module in list(discriminator.modules()):
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            nn.utils.parametrizations.spectral_norm(module)
+    return discriminator

@@ -1,21 +1,48 @@
-"""The GAN training loop: order of updates, fixed-noise snapshots, per-step history.
+"""The GAN training loop: order of updates, speed options, checkpoints, health checks, history.
 
-Networks and losses come in from outside; the loop never names a concrete network.
+Networks and losses come in from outside; the loop never names a concrete network. The same
+loop runs on one CPU, one GPU, or many processes under torchrun (DDP): each process trains on
+its own shard of every epoch's shuffled order, gradients are averaged in backward, metrics are
+averaged at logging time, and only the main process writes checkpoints and reports.
 """
 
+import copy
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from itertools import chain
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.losses import LOSSES
+from gan_pipeline.config import HealthParams, TrainingParams
+from gan_pipeline.gan.augment import diff_augment
+from gan_pipeline.gan.checkpoints import (
+    CheckpointError,
+    CheckpointRecord,
+    CheckpointStore,
+    module_tensors,
+    optimizer_tensors,
+    restore_module,
+    restore_optimizer,
+    trajectory_settings,
+)
+from gan_pipeline.gan.distributed import SINGLE_PROCESS, DistributedContext
+from gan_pipeline.gan.losses import GANLoss, build_loss, r1_penalty
+from gan_pipeline.gan.runtime import SpeedSettings, cudnn_autotuning
+
+logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, dict[str, float]], None]
+AlertCallback = Callable[[str, str], None]  # (short key, message) for warnings a tracker should keep
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -23,13 +50,40 @@ class TrainingResult:
     generator: nn.Module  # the one to evaluate and ship: the EMA average when enabled
     history: list[dict[str, float]] = field(default_factory=list)
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, images)
+    resumed_from_step: int = 0  # 0: trained from scratch
 
 
-def exponential_moving_average(generator: nn.Module, decay: float) -> AveragedModel | None:
-    """An EMA copy of G's weights and BatchNorm statistics, or None when ``decay`` is 0."""
-    if decay == 0:
-        return None
-    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often the loop checkpoints; ``tracking_run_id`` is stored for the caller to resume into."""
+
+    store: CheckpointStore
+    every_epochs: int
+    data_fingerprint: str
+    tracking_run_id: str | None = None
+
+
+class ExponentialMovingAverage:
+    """A copy of G whose weights and BatchNorm statistics trail G's: w <- decay * w + (1 - decay) * w_G."""
+
+    def __init__(self, generator: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(generator).requires_grad_(False)
+        self.decay = decay
+        pairs = list(zip(self._tensors(self.module), self._tensors(generator), strict=True))
+        self._averaged = [mine for mine, _ in pairs if mine.is_floating_point()]
+        self._sources = [theirs for mine, theirs in pairs if mine.is_floating_point()]
+        self._copied = [(mine, theirs) for mine, theirs in pairs if not mine.is_floating_point()]
+
+    @staticmethod
+    def _tensors(module: nn.Module) -> list[torch.Tensor]:
+        return [tensor.detach() for tensor in chain(module.parameters(), module.buffers())]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """One fused update of every float tensor: no host sync, a handful of kernels."""
+        torch._foreach_lerp_(self._averaged, self._sources, 1 - self.decay)
+        for averaged, current in self._copied:  # integer buffers such as BatchNorm's batch counter
+            averaged.copy_(current)
 
 
 def sample_images(generator: nn.Module, latent: torch.Tensor) -> torch.Tensor:
@@ -42,6 +96,342 @@ def sample_images(generator: nn.Module, latent: torch.Tensor) -> torch.Tensor:
     return images.float().cpu()
 
 
+def shard_indices(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """DistributedSampler(drop_last=True) on a permutation every process shares: disjoint, equal shards."""
+    usable = len(order) - len(order) % world_size
+    return order[rank:usable:world_size]
+
+
+def steps_per_epoch(num_samples: int, config: TrainingParams, world_size: int) -> int:
+    """Full steps per epoch; one step takes ``discriminator_steps`` batches. Partial batches are dropped."""
+    return (num_samples // world_size) // (config.batch_size * config.discriminator_steps)
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: ExponentialMovingAverage | None
+    optimizer_g: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer
+    shuffle_rng: torch.Generator  # the same stream on every process: one shared order per epoch
+    noise_rng: torch.Generator  # a different stream per process: latents and augmentations
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {
+            "torch": torch.get_rng_state(),
+            "shuffle": self.shuffle_rng.get_state(),
+            "noise": self.noise_rng.get_state(),
+        }
+        if self.noise_rng.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.noise_rng.device)
+        return states
+
+    def tensors(self, distributed: DistributedContext) -> dict[str, torch.Tensor]:
+        """The state as flat named tensors; a collective (RNG states of every process are gathered)."""
+        tensors = {
+            **module_tensors("generator", self.generator),
+            **module_tensors("discriminator", self.discriminator),
+            **optimizer_tensors("optimizer_g", self.optimizer_g),
+            **optimizer_tensors("optimizer_d", self.optimizer_d),
+            **{f"snapshot.{epoch}": images for epoch, images in self.snapshots},
+        }
+        if self.ema is not None:
+            tensors.update(module_tensors("ema", self.ema.module))
+        for rank, states in enumerate(distributed.gather(self._rng_states())):
+            tensors.update({f"rng.{rank}.{name}": state for name, state in states.items()})
+        return tensors
+
+    def restore(self, record: CheckpointRecord, tensors: dict[str, torch.Tensor], rank: int) -> None:
+        restore_module("generator", self.generator, tensors)
+        restore_module("discriminator", self.discriminator, tensors)
+        restore_optimizer("optimizer_g", self.optimizer_g, tensors)
+        restore_optimizer("optimizer_d", self.optimizer_d, tensors)
+        if self.ema is not None:
+            restore_module("ema", self.ema.module, tensors)
+        torch.set_rng_state(tensors[f"rng.{rank}.torch"])
+        self.shuffle_rng.set_state(tensors[f"rng.{rank}.shuffle"])
+        self.noise_rng.set_state(tensors[f"rng.{rank}.noise"])
+        if self.noise_rng.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors[f"rng.{rank}.cuda"], self.noise_rng.device)
+        self.epoch, self.step, self.history = record.epoch, record.step, list(record.history)
+        self.snapshots = sorted(
+            (int(key.split(".", 1)[1]), images) for key, images in tensors.items() if key.startswith("snapshot.")
+        )
+
+
+@dataclass(frozen=True)
+class StepOutputs:
+    """One step's losses and D's raw outputs, still on the device (reading them would sync)."""
+
+    d_loss: torch.Tensor
+    g_loss: torch.Tensor
+    real_logits: torch.Tensor
+    fake_logits: torch.Tensor
+
+
+def uses_input_gradients(config: TrainingParams) -> bool:
+    """R1 and WGAN-GP differentiate D's input gradients: double backward, which compiled graphs lack."""
+    return config.r1_gamma > 0 or config.loss == "wgan_gp"
+
+
+class AdversarialStep:
+    """One training step: ``discriminator_steps`` D updates, then one G update through the updated D."""
+
+    def __init__(
+        self,
+        state: TrainingState,
+        loss: GANLoss,
+        config: TrainingParams,
+        speed: SpeedSettings,
+        distributed: DistributedContext,
+        device: torch.device,
+    ) -> None:
+        self.state, self.loss, self.config, self.device = state, loss, config, device
+        self.latent_dim = state.generator.arch.latent_dim
+        self.augmentations = config.diff_augment
+        compile_d = speed.compile and not uses_input_gradients(config)
+        if speed.compile and not compile_d:
+            logger.info("torch.compile leaves D eager: gradient penalties need double backward")
+
+        def prepare(module: nn.Module, compiled: bool) -> nn.Module:
+            # Static shapes: the batch size is fixed, so each shape compiles once (no dynamic-shape graphs).
+            return torch.compile(module, dynamic=False) if compiled else module
+
+        # Gradients of the DDP-wrapped modules are averaged across processes in backward. In
+        # G's update, D is used unwrapped and frozen: only G's gradients are computed and shared.
+        self.generator = prepare(distributed.wrap(state.generator, device), speed.compile)
+        self.discriminator = prepare(distributed.wrap(state.discriminator, device), compile_d)
+        self.frozen_discriminator = (
+            prepare(state.discriminator, compile_d) if distributed.is_distributed else self.discriminator
+        )
+        self.autocast: Callable[[], AbstractContextManager] = lambda: torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=speed.bf16
+        )
+        self.channels_last = speed.channels_last
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.augmentations:
+            return images
+        return diff_augment(images, self.augmentations, self.state.noise_rng)
+
+    def _latent(self) -> torch.Tensor:
+        return torch.randn(self.config.batch_size, self.latent_dim, generator=self.state.noise_rng, device=self.device)
+
+    def __call__(self, real_batches: list[torch.Tensor]) -> StepOutputs:
+        state, config = self.state, self.config
+        for index, batch in enumerate(real_batches):
+            real = batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+            keep_graph = index == len(real_batches) - 1  # the last fake also trains G
+            with self.autocast(), torch.set_grad_enabled(keep_graph):
+                fake = self.generator(self._latent())
+
+            # Discriminator: maximise its objective on real vs fake; G is held fixed by detach().
+            with self.autocast():
+                real_seen, fake_seen = self._augment(real), self._augment(fake.detach())
+                scores = self.loss.discriminator_loss(self.discriminator, real_seen, fake_seen)
+                d_loss = scores.loss
+                if config.r1_gamma > 0:
+                    d_loss = d_loss + config.r1_gamma / 2 * r1_penalty(self.discriminator, real_seen.detach())
+            state.optimizer_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            state.optimizer_d.step()
+
+        # Generator: make the updated D score its samples as real (frozen D: no D gradients).
+        state.discriminator.requires_grad_(False)
+        with self.autocast():
+            g_loss = self.loss.generator_loss(self.frozen_discriminator, self._augment(fake))
+        state.optimizer_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.optimizer_g.step()
+        state.discriminator.requires_grad_(True)
+        if state.ema is not None:
+            state.ema.update()
+        return StepOutputs(scores.loss.detach(), g_loss.detach(), scores.real_logits, scores.fake_logits)
+
+
+class HealthMonitor:
+    """Counts non-finite losses and consecutive steps where D wins outright, on the device.
+
+    Counting costs a few tiny kernels per step and no host sync; the counters are read only
+    when the loop syncs anyway (logging, end of epoch).
+    """
+
+    def __init__(self, params: HealthParams, loss: GANLoss, device: torch.device) -> None:
+        self.params, self.loss = params, loss
+        self.nonfinite = torch.zeros((), device=device)
+        self.win_streak = torch.zeros((), device=device)
+        self.reported_win = False
+
+    def update(self, outputs: StepOutputs) -> torch.Tensor:
+        """Fold one step in; returns D(G(z)) (mean realness of the fakes) for the history."""
+        losses = torch.stack([outputs.d_loss.float(), outputs.g_loss.float()])
+        self.nonfinite += (~torch.isfinite(losses)).any()
+        d_fake = self.loss.realness(outputs.fake_logits.detach()).mean()
+        self.win_streak = torch.where(
+            d_fake < self.params.discriminator_win_score, self.win_streak + 1, torch.zeros_like(self.win_streak)
+        )
+        return d_fake
+
+    def raise_if_diverged(self, nonfinite: float, row: dict[str, float], on_alert: AlertCallback) -> None:
+        """Stop the run on a non-finite loss, before any checkpoint is written from the bad state."""
+        if nonfinite == 0:
+            return
+        message = (
+            f"non-finite loss by step {int(row['step'])} (last logged d_loss={row.get('d_loss')}, "
+            f"g_loss={row.get('g_loss')}); training stopped and the last good checkpoint is kept. Lower "
+            "training.generator_lr / training.discriminator_lr, try training.loss=hinge or "
+            "training.spectral_norm=true, or set training.speed.precision=fp32"
+        )
+        on_alert("diverged", message)
+        raise TrainingDivergedError(message)
+
+    def warn_if_discriminator_won(self, win_streak: float, row: dict[str, float], on_alert: AlertCallback) -> None:
+        """Warn once per episode of D rejecting every fake for ``discriminator_win_steps`` steps in a row."""
+        if win_streak == 0:
+            self.reported_win = False
+        if win_streak < self.params.discriminator_win_steps or self.reported_win:
+            return
+        self.reported_win = True
+        message = (
+            f"the discriminator has won outright for {int(win_streak)} steps by step {int(row['step'])} "
+            f"(D(G(z)) = {row['d_fake']:.4f} < {self.params.discriminator_win_score}, g_loss = "
+            f"{row['g_loss']:.2f}): G gets little signal. Consider training.spectral_norm=true, "
+            "training.r1_gamma, training.diff_augment or a lower training.discriminator_lr"
+        )
+        logger.warning(message)
+        on_alert("discriminator_won", message)
+
+
+def _ignore_alert(key: str, message: str) -> None:
+    """The default alert sink: the loop already logs warnings."""
+
+
+class GANTrainer:
+    """Sets training up (devices, optimisers, EMA, resume, DDP, compile), then trains epoch by epoch.
+
+    ``train_epoch`` is the project's training loop proper, timed as is by the throughput
+    benchmark; ``fit`` adds what happens between epochs: snapshots and checkpoints.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        real: torch.Tensor,
+        config: TrainingParams,
+        rng: torch.Generator,
+        on_step: StepCallback | None = None,
+        on_alert: AlertCallback = _ignore_alert,
+        checkpointing: Checkpointing | None = None,
+        distributed: DistributedContext = SINGLE_PROCESS,
+        speed: SpeedSettings | None = None,
+    ) -> None:
+        device = real.device
+        speed = speed or SpeedSettings.resolve(config.speed, device)
+        speed = replace(speed, channels_last=speed.channels_last and real.ndim == 4)  # vectors have no channels
+        _check_inputs(real, config, distributed.world_size)
+        if speed.channels_last:
+            generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
+            real = real.contiguous(memory_format=torch.channels_last)
+        self.real, self.config, self.distributed, self.speed = real, config, distributed, speed
+        self.on_step, self.on_alert, self.checkpointing = on_step, on_alert, checkpointing
+        self.fixed_latent = torch.randn(
+            config.num_fixed_samples, generator.arch.latent_dim, generator=rng, device=device
+        )
+        if distributed.is_distributed:
+            torch.manual_seed(config.seed + distributed.rank)  # dropout masks differ per process
+        fused = device.type == "cuda"  # one kernel per optimiser step
+        self.state = TrainingState(
+            generator=generator,
+            discriminator=discriminator,
+            ema=ExponentialMovingAverage(generator, config.ema_decay) if config.ema_decay > 0 else None,
+            optimizer_g=torch.optim.Adam(generator.parameters(), config.generator_lr, betas=config.betas, fused=fused),
+            optimizer_d=torch.optim.Adam(
+                discriminator.parameters(), config.discriminator_lr, betas=config.betas, fused=fused
+            ),
+            shuffle_rng=rng,
+            noise_rng=torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (distributed.rank + 1)),
+        )
+        self.trajectory = trajectory_settings(config, distributed.world_size, device.type)
+        self.resumed_from = _resume(self.state, self.trajectory, checkpointing, config, distributed)
+        if distributed.is_main and on_step is not None:
+            for row in self.state.history:  # lets the caller fill in steps it has not recorded yet
+                on_step(int(row["step"]), row)
+
+        self.loss = build_loss(config)
+        self.step_fn = AdversarialStep(self.state, self.loss, config, speed, distributed, device)
+        self.health = HealthMonitor(config.health, self.loss, device)
+        self.shipped = self.state.generator if self.state.ema is None else self.state.ema.module
+        self.steps_per_epoch = steps_per_epoch(len(real), config, distributed.world_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.images_per_step = config.batch_size * config.discriminator_steps * distributed.world_size
+        self.progress = tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            desc="training",
+            unit="step",
+            disable=not (config.progress_bar and distributed.is_main),
+        )
+        self.started, self.first_step = time.perf_counter(), self.state.step
+
+    def _epoch_batches(self) -> torch.Tensor:
+        """This process' sample indices for one epoch, shaped (steps, discriminator_steps, batch_size)."""
+        config, distributed = self.config, self.distributed
+        order = torch.randperm(len(self.real), generator=self.state.shuffle_rng, device=self.real.device)
+        shard = shard_indices(order, distributed.rank, distributed.world_size)
+        used = self.steps_per_epoch * config.discriminator_steps * config.batch_size
+        return shard[:used].view(self.steps_per_epoch, config.discriminator_steps, config.batch_size)
+
+    def train_epoch(self, epoch: int) -> None:
+        """One pass over this process' shard; no host sync except at logging steps and the end."""
+        state, config = self.state, self.config
+        with cudnn_autotuning(self.speed.cudnn_benchmark):
+            for step_indices in self._epoch_batches():
+                outputs = self.step_fn([self.real[indices] for indices in step_indices])
+                d_fake = self.health.update(outputs)
+                state.step += 1
+                if state.step % config.log_every_steps == 0 or state.step == self.total_steps:
+                    self._log(epoch, outputs, d_fake)
+                self.progress.update()
+        _check_finite_at_epoch_end(self.health, state, self.distributed, self.on_alert)
+        state.epoch = epoch
+
+    def _log(self, epoch: int, outputs: StepOutputs, d_fake: torch.Tensor) -> None:
+        state = self.state
+        row = _history_row(
+            epoch, state.step, self.started, outputs, d_fake, self.loss, self.health, self.distributed, self.on_alert
+        )
+        row["images_per_second"] = (state.step - self.first_step) * self.images_per_step / row.pop("seconds")
+        state.history.append(row)
+        if self.distributed.is_main and self.on_step is not None:
+            self.on_step(state.step, row)
+        self.progress.set_postfix(
+            epoch=epoch,
+            d_loss=f"{row['d_loss']:.3f}",
+            g_loss=f"{row['g_loss']:.3f}",
+            img_s=f"{row['images_per_second']:.0f}",
+        )
+
+    def fit(self) -> TrainingResult:
+        """Train the remaining epochs, snapshotting the fixed noise and checkpointing between them."""
+        config, state, checkpointing = self.config, self.state, self.checkpointing
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            self.train_epoch(epoch)
+            if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
+                state.snapshots.append((epoch, sample_images(self.shipped, self.fixed_latent)))
+            if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
+                _save_checkpoint(state, checkpointing, self.trajectory, self.distributed, epoch == config.epochs)
+        self.progress.close()
+        return TrainingResult(self.shipped, state.history, state.snapshots, self.resumed_from)
+
+
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -49,75 +439,131 @@ def train_gan(
     config: TrainingParams,
     rng: torch.Generator,
     on_step: StepCallback | None = None,
+    on_alert: AlertCallback = _ignore_alert,
+    checkpointing: Checkpointing | None = None,
+    distributed: DistributedContext = SINGLE_PROCESS,
+    speed: SpeedSettings | None = None,
 ) -> TrainingResult:
-    """Train ``generator`` and ``discriminator`` on ``real`` (N, C, H, W) in [-1, 1].
+    """Train ``generator`` and ``discriminator`` on ``real`` (N, C, H, W) in [-1, 1], or (N, D) vectors.
 
-    ``real``, both networks and ``rng`` must already be on the training device; ``on_step`` is
-    called with the global step and its metrics every ``log_every_steps`` steps.
+    ``real``, both networks and ``rng`` must already be on the training device; ``rng`` shuffles
+    (seeded alike on every process). ``on_step`` gets the global step and its metrics every
+    ``log_every_steps`` steps, ``on_alert`` health warnings, both on the main process only. With
+    ``checkpointing`` and ``training.resume=auto`` an unfinished run continues from its last checkpoint.
     """
-    device = real.device
-    num_samples = real.shape[0]
-    if config.batch_size > num_samples:
+    trainer = GANTrainer(
+        generator, discriminator, real, config, rng, on_step, on_alert, checkpointing, distributed, speed
+    )
+    return trainer.fit()
+
+
+def _check_inputs(real: torch.Tensor, config: TrainingParams, world_size: int) -> None:
+    per_process = len(real) // world_size
+    steps = config.discriminator_steps
+    if config.batch_size * steps > per_process:
+        batches = f" x training.discriminator_steps ({steps})" if steps > 1 else ""
+        shard = f" per process ({world_size} processes)" if world_size > 1 else ""
         raise ValueError(
-            f"training.batch_size ({config.batch_size}) is larger than the training split "
-            f"({num_samples} samples); lower training.batch_size"
+            f"training.batch_size ({config.batch_size}){batches} is larger than the training split "
+            f"({per_process} samples{shard}); lower training.batch_size"
+            + (" or discriminator_steps" if batches else "")
         )
-    steps_per_epoch = num_samples // config.batch_size  # drop the last partial batch
-    latent_dim = generator.arch.latent_dim
-    loss = LOSSES[config.loss]()
-    opt_g = torch.optim.Adam(generator.parameters(), config.generator_lr, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), config.discriminator_lr, betas=config.betas)
-    fixed_latent = torch.randn(config.num_fixed_samples, latent_dim, generator=rng, device=device)
+    if config.diff_augment and real.ndim != 4:
+        raise ValueError(
+            f"training.diff_augment {list(config.diff_augment)} augments images (N, C, H, W) but this training "
+            f"set has shape {tuple(real.shape)}; set training.diff_augment to []"
+        )
 
-    ema = exponential_moving_average(generator, config.ema_decay)
-    shipped = generator if ema is None else ema.module
-    result = TrainingResult(generator=shipped)
-    total_steps = config.epochs * steps_per_epoch
-    progress = tqdm(total=total_steps, desc="training", unit="step", disable=not config.progress_bar)
-    started, step = time.perf_counter(), 0
-    for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(num_samples, generator=rng, device=device)
-        for batch_index in range(steps_per_epoch):
-            batch = real[order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]]
-            latent = torch.randn(config.batch_size, latent_dim, generator=rng, device=device)
-            fake = generator(latent)
 
-            # Discriminator: maximise log D(x) + log(1 - D(G(z))); G is held fixed by detach().
-            scores = loss.discriminator_loss(discriminator, batch, fake.detach())
-            opt_d.zero_grad(set_to_none=True)
-            scores.loss.backward()
-            opt_d.step()
+def _resume(
+    state: TrainingState,
+    trajectory: dict,
+    checkpointing: Checkpointing | None,
+    config: TrainingParams,
+    distributed: DistributedContext,
+) -> int:
+    """Restore the last checkpoint of this run if there is one; returns the step resumed from (0: none)."""
+    if checkpointing is None or config.resume == "never":
+        return 0
 
-            # Generator: maximise log D(G(z)) (non-saturating), through the updated D.
-            g_loss = loss.generator_loss(discriminator, fake)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            if ema is not None:
-                ema.update_parameters(generator)
+    def decide() -> tuple[CheckpointRecord | None, str | None]:
+        try:
+            return checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint), None
+        except CheckpointError as err:
+            return None, str(err)
 
-            step += 1
-            if step % config.log_every_steps == 0 or step == total_steps:
-                row = {
-                    "epoch": epoch,
-                    "step": step,
-                    "d_loss": scores.loss.item(),
-                    "g_loss": g_loss.item(),
-                    "d_real": torch.sigmoid(scores.real_logits).mean().item(),
-                    "d_fake": torch.sigmoid(scores.fake_logits).mean().item(),
-                    "images_per_second": step * config.batch_size / (time.perf_counter() - started),
-                }
-                result.history.append(row)
-                if on_step is not None:
-                    on_step(step, row)
-                progress.set_postfix(
-                    epoch=epoch,
-                    d_loss=f"{row['d_loss']:.3f}",
-                    g_loss=f"{row['g_loss']:.3f}",
-                    img_s=f"{row['images_per_second']:.0f}",
-                )
-            progress.update()
-        if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
-            result.snapshots.append((epoch, sample_images(shipped, fixed_latent)))
-    progress.close()
-    return result
+    # The main process decides and tells the others: all resume from the same checkpoint, or all stop.
+    record, problem = distributed.from_main(decide() if distributed.is_main else None)
+    if problem is not None:
+        raise CheckpointError(problem)
+    if record is None:
+        return 0
+    state.restore(record, checkpointing.store.load(record), distributed.rank)
+    logger.info(
+        "Resumed from %s: epoch %d, step %d",
+        checkpointing.store.directory / record.tensors_file,
+        record.epoch,
+        record.step,
+    )
+    return record.step
+
+
+def _history_row(
+    epoch: int,
+    step: int,
+    started: float,
+    outputs: StepOutputs,
+    d_fake: torch.Tensor,
+    loss: GANLoss,
+    health: HealthMonitor,
+    distributed: DistributedContext,
+    on_alert: AlertCallback,
+) -> dict[str, float]:
+    """Average the metrics over processes, read them (one host sync) and check health.
+
+    ``seconds`` is the slowest process' training time so far: throughput counts all processes.
+    """
+    d_real = loss.realness(outputs.real_logits.detach()).mean()
+    metrics = distributed.mean(torch.stack([outputs.d_loss.float(), outputs.g_loss.float(), d_real, d_fake]))
+    seconds = torch.tensor(time.perf_counter() - started, device=d_real.device)
+    counters = distributed.maximum(torch.stack([health.nonfinite, health.win_streak, seconds]))
+    nonfinite, win_streak, slowest = counters.tolist()
+    row = {"epoch": epoch, "step": step, **dict(zip(METRIC_NAMES, metrics.tolist(), strict=True)), "seconds": slowest}
+    alert = on_alert if distributed.is_main else _ignore_alert
+    health.raise_if_diverged(nonfinite, row, alert)
+    health.warn_if_discriminator_won(win_streak, row, alert)
+    return row
+
+
+def _check_finite_at_epoch_end(
+    health: HealthMonitor, state: TrainingState, distributed: DistributedContext, on_alert: AlertCallback
+) -> None:
+    """No checkpoint is written from a state that saw a non-finite loss since the last logged step."""
+    nonfinite = distributed.maximum(health.nonfinite).item()
+    last_logged = state.history[-1] if state.history else {}
+    health.raise_if_diverged(
+        nonfinite, {**last_logged, "step": state.step}, on_alert if distributed.is_main else _ignore_alert
+    )
+
+
+def _save_checkpoint(
+    state: TrainingState,
+    checkpointing: Checkpointing,
+    trajectory: dict,
+    distributed: DistributedContext,
+    completed: bool,
+) -> None:
+    tensors = state.tensors(distributed)  # every process takes part: RNG states are gathered
+    if not distributed.is_main:
+        return
+    record = CheckpointRecord(
+        tensors_file="",
+        epoch=state.epoch,
+        step=state.step,
+        completed=completed,
+        trajectory=trajectory,
+        data_fingerprint=checkpointing.data_fingerprint,
+        tracking_run_id=checkpointing.tracking_run_id,
+        history=state.history,
+    )
+    checkpointing.store.save(record, tensors)

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+import torch
+
+from gan_pipeline.config import TrainingParams
+from gan_pipeline.gan.checkpoints import CheckpointError, CheckpointStore, data_fingerprint
+from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
+from gan_pipeline.gan.runtime import seeded_generator
+from gan_pipeline.gan.training import Checkpointing, train_gan
+from tests.conftest import TINY_TRAINING, scaled
+
+# Every stateful option at once: EMA, spectral norm's power iteration, R1, several D steps, DiffAugment.
+STATEFUL = {
+    **TINY_TRAINING,
+    "epochs": 4,
+    "batch_size": 16,
+    "log_every_steps": 3,
+    "num_fixed_samples": 4,
+    "loss": "hinge",
+    "spectral_norm": True,
+    "r1_gamma": 1.0,
+    "discriminator_steps": 2,
+    "diff_augment": ["translation", "cutout", "color"],
+    "checkpoint": {"every_epochs": 1},
+}
+
+
+class Interrupted(Exception):
+    """Stands in for a killed process: raised from inside the loop, after some checkpoints."""
+
+
+@pytest.fixture
+def real(digits_raw):
+    return scaled(digits_raw["samples"][:128])
+
+
+def _train(real, directory, stop_at_step=None, **overrides):
+    config = TrainingParams(**{**STATEFUL, **overrides})
+    rng = seeded_generator(config.seed, torch.device("cpu"))
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    with_spectral_norm(discriminator)
+    logged = []
+
+    def on_step(step, row):
+        logged.append(step)
+        if stop_at_step is not None and step >= stop_at_step:
+            raise Interrupted
+
+    checkpointing = Checkpointing(CheckpointStore(directory), 1, data_fingerprint(real.numpy()), "run-1")
+    result = train_gan(generator, discriminator, real, config, rng, on_step=on_step, checkpointing=checkpointing)
+    return result, generator, discriminator, logged
+
+
+def test_an_interrupted_run_resumes_to_exactly_the_uninterrupted_result(real, tmp_path):
+    straight, g_straight, d_straight, _ = _train(real, tmp_path / "straight")
+    with pytest.raises(Interrupted):
+        _train(real, tmp_path / "resumed", stop_at_step=13)  # in epoch 4 (4 steps per epoch), after 3 checkpoints
+    resumed, g_resumed, d_resumed, logged = _train(real, tmp_path / "resumed")
+
+    assert resumed.resumed_from_step == 12
+    assert logged[:4] == [3, 6, 9, 12]  # the checkpoint's history is replayed first, then training goes on
+
+    def without_timing(history):
+        return [{key: value for key, value in row.items() if key != "images_per_second"} for row in history]
+
+    assert without_timing(resumed.history) == without_timing(straight.history)
+    for straight_net, resumed_net in (
+        (g_straight, g_resumed),
+        (d_straight, d_resumed),
+        (straight.generator, resumed.generator),
+    ):
+        for (name, a), b in zip(straight_net.state_dict().items(), resumed_net.state_dict().values(), strict=True):
+            assert torch.equal(a, b), name
+    assert [epoch for epoch, _ in resumed.snapshots] == [1, 2, 3, 4]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(straight.snapshots, resumed.snapshots, strict=True))
+
+
+def test_checkpoints_hold_every_piece_of_state_and_the_record_commits_them(real, tmp_path):
+    _train(real, tmp_path, epochs=3)
+    store = CheckpointStore(tmp_path)
+    record = store.latest()
+    assert (record.epoch, record.step, record.completed, record.tracking_run_id) == (3, 12, True, "run-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-epoch00002.safetensors",
+        "checkpoint-epoch00003.safetensors",
+        "last.json",
+    ]  # keep=2: older files pruned, no temporary files left behind
+    tensors = store.load(record)
+    prefixes = {name.split(".")[0] for name in tensors}
+    assert prefixes == {"generator", "discriminator", "ema", "optimizer_g", "optimizer_d", "rng", "snapshot"}
+    assert {"rng.0.torch", "rng.0.shuffle", "rng.0.noise"} <= set(tensors)
+    assert any(name.endswith("exp_avg_sq") for name in tensors if name.startswith("optimizer_d"))
+    assert json.loads((tmp_path / "last.json").read_text())["history"][-1]["step"] == 12
+
+
+def test_a_finished_run_is_not_resumed_and_never_ignores_checkpoints(real, tmp_path):
+    _train(real, tmp_path, epochs=2)
+    again, *_ = _train(real, tmp_path, epochs=2)
+    assert again.resumed_from_step == 0
+    with pytest.raises(Interrupted):
+        _train(real, tmp_path, epochs=2, stop_at_step=6)
+    fresh, *_ = _train(real, tmp_path, epochs=2, resume="never")
+    assert fresh.resumed_from_step == 0
+
+
+def test_an_unfinished_checkpoint_of_a_different_run_is_refused_with_the_changed_keys(real, tmp_path):
+    with pytest.raises(Interrupted):
+        _train(real, tmp_path, stop_at_step=6)
+    with pytest.raises(CheckpointError, match=r"training.generator_lr: 0.0002 in the checkpoint, 0.001 now") as err:
+        _train(real, tmp_path, generator_lr=1e-3)
+    assert "--params training.resume=never" in str(err.value)
+    with pytest.raises(CheckpointError, match="the training set differs"):
+        _train(real.flip(0), tmp_path)
+    resumed, *_ = _train(real, tmp_path, progress_bar=True, log_every_steps=3)  # cosmetic keys may change
+    assert resumed.resumed_from_step == 4
+
+
+def test_a_record_that_cannot_be_read_names_the_fix(tmp_path):
+    (tmp_path / "last.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint record .* training.resume=never"):
+        CheckpointStore(tmp_path).latest()

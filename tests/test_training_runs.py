@@ -1,0 +1,116 @@
+"""Training as users run it on GPU nodes, here on CPU: ``kedro run`` killed with SIGKILL and rerun,
+and ``torchrun`` starting two ``kedro run`` processes, each in its own copy of the project."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from gan_pipeline.io import TensorsDataset
+from gan_pipeline.pipelines.data_processing.nodes import split_dataset
+from tests.kedro_project import VENV_BIN, copy_project, project_env
+from tests.kedro_project import kedro as run_kedro
+
+pytestmark = pytest.mark.slow
+
+TINY = (
+    "training.device=cpu,training.progress_bar=false,training.log_every_steps=5,"
+    "training.sample_every_epochs=5,training.checkpoint.every_epochs=1"
+)
+TRAIN_SIZE = 1437  # digits' training split
+RECORD = Path("data/06_models/checkpoints/last.json")
+
+
+def prepared_project(root: Path, digits_raw: dict) -> Path:
+    """A project copy whose processed splits exist, so the training pipeline can run alone."""
+    copy_project(root)
+    splits = split_dataset(digits_raw, {"validation_fraction": 0.2, "seed": 0})
+    for name, split in splits.items():
+        TensorsDataset(str(root / "data" / "05_model_input" / f"{name}.safetensors")).save(split)
+    return root
+
+
+def logged_steps(steps_per_epoch: int, epochs: int, every: int = 5) -> list[int]:
+    total = steps_per_epoch * epochs
+    return sorted({*range(every, total + 1, every), total})
+
+
+def training_runs(project: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("gan-pipeline")
+    return client, [run for run in client.search_runs([experiment.experiment_id]) if "d_loss" in run.data.metrics]
+
+
+def wait_for_a_checkpoint(project: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not (project / RECORD).is_file():
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_run(tmp_path, digits_raw):
+    project = prepared_project(tmp_path / "project", digits_raw)
+    params = TINY + ",training.epochs=20"
+    with (tmp_path / "killed.log").open("w") as log:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "kedro"), "run", "--pipeline", "training", "--params", params],
+            cwd=project,
+            env=project_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_a_checkpoint(project, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    killed_at = json.loads((project / RECORD).read_text())
+    assert not killed_at["completed"], "the run finished before it was killed; raise training.epochs"
+    assert not (project / "data" / "06_models" / "generator.safetensors").exists()
+
+    result = run_kedro(project, "run", "--pipeline", "training", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    client, (run,) = training_runs(project)  # one MLflow run: the killed one, continued
+    assert run.info.status == "FINISHED"
+    assert int(run.data.tags["resumed_from_step"]) == killed_at["step"] > 0
+    expected = logged_steps(TRAIN_SIZE // 32, 20)
+    assert [metric.step for metric in client.get_metric_history(run.info.run_id, "d_loss")] == expected
+    history = pd.read_csv(project / "data" / "08_reporting" / "loss_history.csv")
+    assert history["step"].tolist() == expected  # no duplicated, no missing step
+    assert json.loads((project / RECORD).read_text())["completed"] is True
+
+
+def test_torchrun_trains_two_processes_and_only_the_main_one_writes_or_logs(tmp_path, digits_raw):
+    """Each process runs in its own project copy, as on two machines without shared storage."""
+    for rank in (0, 1):
+        prepared_project(tmp_path / f"node{rank}", digits_raw)
+    before = sorted(path.relative_to(tmp_path / "node1") for path in (tmp_path / "node1").rglob("*"))
+    params = TINY + ",training.epochs=2"
+    in_own_copy = (
+        f'cd "{tmp_path}/node$RANK" && exec "{VENV_BIN / "kedro"}" run --pipeline training --params "{params}"'
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", "bash", "-c", in_own_copy],
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    main = tmp_path / "node0"
+    for output in ("06_models/generator.safetensors", "08_reporting/loss_history.csv", "06_models/checkpoints"):
+        assert (main / "data" / output).exists()
+    client, (run,) = training_runs(main)
+    assert run.data.tags["processes"] == "2"
+    per_process_steps = (TRAIN_SIZE // 2) // 32
+    expected = logged_steps(per_process_steps, 2)
+    assert [metric.step for metric in client.get_metric_history(run.info.run_id, "d_loss")] == expected
+    after = sorted(path.relative_to(tmp_path / "node1") for path in (tmp_path / "node1").rglob("*"))
+    assert after == before  # the other process wrote no file and created no MLflow store
