@@ -56,3 +56,28 @@ def test_the_champion_cannot_challenge_itself():
 def test_force_moves_the_champion_without_comparing():
     decision = decide(candidate("2", distance=None), candidate("1", dataset="other"), margin=0.02, force=True)
     assert decision.outcome == "forced" and decision.moves_champion
+
+
+def rescoring(challenger: Candidate, of_version: str, distance: float, covered: float = 10) -> Candidate:
+    """``challenger`` as an evaluation that also scored champion ``of_version`` with its own judge leaves it."""
+    metrics = challenger.metrics | {"champion.frechet_distance": distance, "champion.classes_covered": covered}
+    return Candidate(
+        challenger.version, challenger.run_id, metrics, challenger.tags | {"rescored_champion_version": of_version}
+    )
+
+
+def test_a_champion_judged_on_older_data_is_compared_through_the_challengers_rescoring():
+    champion = candidate("1", distance=3.0, judge_fingerprint="old")  # its own number, by another judge: not used
+    challenger = rescoring(candidate("2", distance=9.0), "1", distance=10.0)
+    decision = decide(challenger, champion, margin=0.02)
+    assert decision.outcome == "promoted"
+    assert decision.champion.metrics == {"frechet_distance": 10.0, "classes_covered": 10}
+    assert "9 vs 10 of version 1 (rescored by this evaluation's judge)" in decision.reason
+    kept = decide(rescoring(candidate("2", distance=9.0), "1", distance=9.1), champion, margin=0.02)
+    assert kept.outcome == "kept"
+
+
+def test_a_rescoring_of_another_version_does_not_stand_in_for_the_champion():
+    challenger = rescoring(candidate("3", distance=1.0), "1", distance=10.0)
+    with pytest.raises(PromotionRefused, match=r"'judge_fingerprint' differs .* did not rescore the champion"):
+        decide(challenger, candidate("2", judge_fingerprint="old"), margin=0.02)

@@ -13,6 +13,10 @@ GATE_METRICS = (FRECHET_DISTANCE, CLASSES_COVERED)
 # by the same judge (its fingerprint covers the training split and the judge's parameters), on
 # as many generated samples (the Frechet distance is biased by sample count).
 COMPARABLE_ON = ("dataset", "judge_fingerprint", "num_generated")
+# When new data changes the judge, the challenger's evaluation scores the champion's generator again
+# with the new judge, on the same data and sample count: it logs the champion's metrics under this
+# prefix and names the version it scored in this tag. The gate compares those numbers instead.
+RESCORED_PREFIX, RESCORED_VERSION_TAG = "champion.", "rescored_champion_version"
 
 Outcome = Literal["first_champion", "promoted", "kept", "forced"]
 
@@ -67,16 +71,31 @@ def check_comparable(challenger: Candidate, champion: Candidate) -> None:
         if ours is None or ours != theirs:
             raise PromotionRefused(
                 f"cannot compare version {challenger.version} with champion version {champion.version}: "
-                f"their {tag!r} differs ({ours!r} vs {theirs!r}); only generators scored on the same dataset, "
-                f"by the same judge, on as many samples are compared. Register it under its own model, or "
-                f"move the champion alias by hand (`gan-pipeline promote --force`)"
+                f"their {tag!r} differs ({ours!r} vs {theirs!r}) and the challenger's evaluation did not rescore "
+                f"the champion (see its log); only generators scored on the same dataset, by the same judge, on "
+                f"as many samples are compared. Register it under its own model, or move the champion alias by "
+                f"hand (`gan-pipeline promote --force`)"
             )
+
+
+def as_rescored_by(challenger: Candidate, champion: Candidate) -> Candidate:
+    """The champion as the challenger's evaluation scored it, if it did; otherwise as it is."""
+    if challenger.tags.get(RESCORED_VERSION_TAG) != champion.version:
+        return champion
+    metrics = {
+        key.removeprefix(RESCORED_PREFIX): value
+        for key, value in challenger.metrics.items()
+        if key.startswith(RESCORED_PREFIX)
+    }
+    scored_like = {tag: challenger.tags[tag] for tag in COMPARABLE_ON if tag in challenger.tags}
+    return Candidate(champion.version, champion.run_id, metrics, {**champion.tags, **scored_like})
 
 
 def decide(challenger: Candidate, champion: Candidate | None, margin: float, force: bool = False) -> Decision:
     """Promote when the Frechet distance drops by at least ``margin`` (a fraction) and no class is lost.
 
-    Raises ``PromotionRefused`` when the versions cannot be compared (unless ``force``).
+    A champion scored on older data is compared through the challenger's rescoring of it
+    (``as_rescored_by``). Raises ``PromotionRefused`` when the versions cannot be compared (unless ``force``).
     """
     if champion is not None and champion.version == challenger.version:
         raise PromotionRefused(f"version {challenger.version} already holds the champion alias")
@@ -87,13 +106,16 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
     if champion is None:
         reason = f"first champion: frechet_distance {distance:.4g}, classes_covered {covered:g}"
         return Decision("first_champion", challenger, None, margin, reason)
+    rescored = as_rescored_by(challenger, champion)
+    scored_by = " (rescored by this evaluation's judge)" if rescored is not champion else ""
+    champion = rescored
     check_comparable(challenger, champion)
     champion_distance = champion.gate_metric("champion", FRECHET_DISTANCE)
     champion_covered = champion.gate_metric("champion", CLASSES_COVERED)
     required = champion_distance * (1 - margin)
     closer, covers = distance < required, covered >= champion_covered
     numbers = (
-        f"frechet_distance {distance:.4g} vs {champion_distance:.4g} of version {champion.version} "
+        f"frechet_distance {distance:.4g} vs {champion_distance:.4g} of version {champion.version}{scored_by} "
         f"(needed < {required:.4g}, margin {margin:.0%}); classes_covered {covered:g} vs {champion_covered:g}"
     )
     if closer and covers:

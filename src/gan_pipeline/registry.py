@@ -16,7 +16,14 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from gan_pipeline.promotion import GATE_METRICS, Candidate, Decision, PromotionRefused, decide
+from gan_pipeline.promotion import (
+    GATE_METRICS,
+    RESCORED_VERSION_TAG,
+    Candidate,
+    Decision,
+    PromotionRefused,
+    decide,
+)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 DESCRIPTION_LINES = 20  # a version's description keeps its latest decisions, one per line
@@ -75,6 +82,8 @@ def decision_tags(decision: Decision, decided_at: str) -> dict[str, str]:
             tags[f"promotion.champion_{metric}"] = f"{decision.champion.metrics[metric]:.6g}"
     if decision.champion is not None:
         tags["promotion.compared_with_version"] = decision.champion.version
+        if decision.challenger.tags.get(RESCORED_VERSION_TAG) == decision.champion.version:
+            tags["promotion.champion_rescored"] = "true"
     if decision.required_frechet_distance is not None:
         tags["promotion.required_frechet_distance"] = f"{decision.required_frechet_distance:.6g}"
     return tags

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gan_pipeline.io import atomic_path
+from gan_pipeline.promotion import RESCORED_PREFIX
 
 REPORT_PATH = Path("data/08_reporting/retrain_report.md")
 DECISION_PATH = Path("data/08_reporting/promotion_decision.json")
@@ -141,6 +142,9 @@ def read_gate(retraining: Retraining) -> None:
                 compared = challenger.tags.get("promotion.compared_with_version")
                 gate["challenger"] = version_summary(client, name, str(version))
                 gate["compared"] = version_summary(client, name, compared) if compared else None
+                if compared and challenger.tags.get("promotion.champion_rescored") == "true":
+                    gate["compared"]["metrics"] = rescored_metrics(client, challenger.run_id)
+                    gate["compared"]["rescored"] = True
                 gate["champion_version"] = client.get_registered_model(name).aliases.get(CHAMPION)
                 gate["experiment_id"] = client.get_run(challenger.run_id).info.experiment_id
         except MlflowException as err:
@@ -157,6 +161,12 @@ def version_summary(client: Any, name: str, version: str) -> dict[str, Any]:
         "run_id": model_version.run_id,
         "metrics": {key: metrics[key] for key in REPORTED_METRICS if key in metrics},
     }
+
+
+def rescored_metrics(client: Any, run_id: str) -> dict[str, float]:
+    """The champion's metrics as the challenger's run scored it again with the new judge and data."""
+    metrics = client.get_run(run_id).data.metrics
+    return {key: metrics[RESCORED_PREFIX + key] for key in REPORTED_METRICS if RESCORED_PREFIX + key in metrics}
 
 
 def push(retraining: Retraining) -> None:
@@ -205,6 +215,8 @@ def metrics_table(gate: dict[str, Any]) -> list[str]:
         if compared is not None:
             row += f" {format_metric(compared['metrics'].get(key))} |"
         rows.append(row)
+    if compared is not None and compared.get("rescored"):
+        rows += ["", f"Version {compared['version']} was scored again by this run's judge on this data, which changed."]
     return rows
 
 

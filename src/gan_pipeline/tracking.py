@@ -220,6 +220,26 @@ def log_generator(
     }
 
 
+def registered_generator(name: str, alias: str) -> tuple[str, dict[str, str], dict[str, Any]] | None:
+    """The version holding ``alias`` of ``name``: its number, its tags and its generator's weights file content.
+
+    None when no run is active, the model is not registered yet, or no version holds the alias.
+    """
+    if mlflow.active_run() is None:
+        return None
+    client = MlflowClient()
+    try:
+        model_version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{model_version.version}", dst_path=tmp))
+        generator = TensorsDataset(str(local / "artifacts" / "generator.safetensors")).load()
+    return str(model_version.version), dict(model_version.tags), generator
+
+
 def promote(name: str, version: str, margin: float, timeout_s: int, max_retries: int) -> dict[str, Any]:
     """Run the promotion gate on the tracking server this run logs to; tag the run with the outcome."""
     decision = run_gate(

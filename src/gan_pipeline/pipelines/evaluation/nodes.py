@@ -24,9 +24,14 @@ from gan_pipeline.plots import (
     note_figure,
     sample_grid_figure,
 )
-from gan_pipeline.tracking import log_generator, log_metrics
+from gan_pipeline.promotion import RESCORED_PREFIX, RESCORED_VERSION_TAG
+from gan_pipeline.registry import CHAMPION
+from gan_pipeline.tracking import log_generator, log_metrics, registered_generator
 
 logger = logging.getLogger(__name__)
+
+# What the gate and the retraining report need of a champion scored again with a new judge.
+RESCORED_METRICS = ["frechet_distance", "mode_coverage", "precision_recall_density_coverage"]
 
 
 def _tensors(split: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,38 +87,52 @@ def evaluate_generator(
     net = generator_from_tensors(generator).to(device)
     if np.asarray(train_set["samples"]).ndim == 2:
         return evaluate_mode_coverage(net, train_set, config)
-    train_images, _ = _tensors(train_set)
-    val_images, val_labels = _tensors(validation_set)
-    count = len(train_images) if config.num_generated == "match_train" else config.num_generated
     rng = torch.Generator(device=device).manual_seed(config.seed)
-    generated = _generate(net, count, rng)
-    inputs = MetricInputs(
-        judge=_judge_from_tensors(judge).to(device),
-        real_train=train_images,
-        real_validation=val_images,
-        validation_labels=val_labels,
-        generated=generated,
-        confidence_threshold=config.confidence_threshold,
-        nearest_k=config.nearest_k,
-        inception_score_splits=config.inception_score_splits,
-        memorisation_samples=config.memorisation_samples,
-        seed=config.seed,
-    )
+    inputs = _metric_inputs(net, judge, train_set, validation_set, config, rng)
     metrics = compute_metrics(list(METRICS), inputs)
-    metrics["num_generated"] = float(count)
+    metrics["num_generated"] = float(len(inputs.generated))
     log_metrics(metrics)
     path_latents = interpolation_latents(
         config.interpolation_rows, config.interpolation_steps, net.arch.latent_dim, rng
     )
     return {
         "metrics": metrics,
-        "evaluation_samples": sample_grid_figure(generated[:64], "Generated samples (evaluation seed)"),
+        "evaluation_samples": sample_grid_figure(inputs.generated[:64], "Generated samples (evaluation seed)"),
         "class_histogram": class_histogram_figure(*class_histograms(inputs)),
         "latent_interpolation": interpolation_strip_figure(
             sample_images(net, path_latents), config.interpolation_steps
         ),
         "nearest_neighbours": _nearest_neighbours_panel(inputs, config.nearest_neighbour_rows),
     }
+
+
+def _generated_count(train_set: dict[str, Any], config: EvaluationParams) -> int:
+    return len(train_set["samples"]) if config.num_generated == "match_train" else config.num_generated
+
+
+def _metric_inputs(
+    net: torch.nn.Module,
+    judge: dict[str, Any],
+    train_set: dict[str, Any],
+    validation_set: dict[str, Any],
+    config: EvaluationParams,
+    rng: torch.Generator,
+) -> MetricInputs:
+    """Samples from ``rng``'s latents beside the real splits; every generator given one seed gets the same latents."""
+    train_images, _ = _tensors(train_set)
+    val_images, val_labels = _tensors(validation_set)
+    return MetricInputs(
+        judge=_judge_from_tensors(judge).to(rng.device),
+        real_train=train_images,
+        real_validation=val_images,
+        validation_labels=val_labels,
+        generated=_generate(net, _generated_count(train_set, config), rng),
+        confidence_threshold=config.confidence_threshold,
+        nearest_k=config.nearest_k,
+        inception_score_splits=config.inception_score_splits,
+        memorisation_samples=config.memorisation_samples,
+        seed=config.seed,
+    )
 
 
 def _generate(net: torch.nn.Module, count: int, rng: torch.Generator) -> torch.Tensor:
@@ -167,23 +186,69 @@ def _nearest_neighbours_panel(inputs: MetricInputs, rows: int, neighbours: int =
     return nearest_neighbours_figure(suspects, inputs.real_train[indices], neighbour_distances)
 
 
+def version_tags(train_set: dict[str, Any], judge: dict[str, Any], config: EvaluationParams) -> dict[str, str]:
+    """What a version's metrics can be compared with: the dataset, the judge and the sample count."""
+    return {
+        "dataset": train_set.get(METADATA, {}).get("dataset", "unknown"),
+        "judge_fingerprint": judge[METADATA]["fingerprint"],
+        "num_generated": str(_generated_count(train_set, config)),
+    }
+
+
+def rescore_champion(
+    judge: dict[str, Any], train_set: dict[str, Any], validation_set: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Score the champion again when new data or a new judge made its metrics incomparable with this run's.
+
+    The champion's generator gets this run's judge, data and latents; its metrics are logged on this run as
+    ``champion.<metric>`` for the promotion gate. Returns the version rescored, or ``{}`` when there is no
+    champion, nothing to redo, or the champion cannot be scored here (the gate then refuses, saying why).
+    """
+    config = parse_params(EvaluationParams, "evaluation", params)
+    if not config.register_model or np.asarray(train_set["samples"]).ndim == 2:
+        return {}
+    current = version_tags(train_set, judge, config)
+    champion = registered_generator(config.model_name(current["dataset"]), CHAMPION)
+    if champion is None:
+        return {}
+    version, tags, generator = champion
+    if all(tags.get(tag) == value for tag, value in current.items()):
+        return {}
+    try:
+        net = generator_from_tensors(generator).to(resolve_device(config.device))
+    except (KeyError, ValueError, RuntimeError) as err:
+        logger.warning("Cannot rebuild champion version %s with this code to rescore it: %s", version, err)
+        return {}
+    if tuple(net.arch.sample_shape) != tuple(np.asarray(train_set["samples"]).shape[1:]):
+        logger.warning("Champion version %s makes samples of shape %s, not this data's", version, net.arch.sample_shape)
+        return {}
+    rng = torch.Generator(device=next(net.parameters()).device).manual_seed(config.seed)
+    metrics = compute_metrics(RESCORED_METRICS, _metric_inputs(net, judge, train_set, validation_set, config, rng))
+    log_metrics({f"{RESCORED_PREFIX}{key}": value for key, value in metrics.items()})
+    logger.info(
+        "Rescored champion version %s with this run's judge and data: frechet_distance %.4g",
+        version,
+        metrics["frechet_distance"],
+    )
+    return {"version": version, "metrics": metrics}
+
+
 def register_generator(
     generator: dict[str, Any],
     judge: dict[str, Any],
     train_set: dict[str, Any],
     metrics: dict[str, float],
+    champion_rescore: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Log the evaluated generator to MLflow as a pyfunc model; register it as its dataset's new challenger.
 
-    The version's tags say what its metrics can be compared with: the dataset, the judge and the sample count.
+    Its version tags say what its metrics can be compared with, and which champion this run rescored.
+    Taking ``metrics`` orders it after scoring, so only a generator with metrics becomes a challenger.
     """
     config = parse_params(EvaluationParams, "evaluation", params)
-    dataset = train_set.get(METADATA, {}).get("dataset", "unknown")
-    tags = {
-        "dataset": dataset,
-        "judge_fingerprint": judge[METADATA]["fingerprint"],
-        "num_generated": str(int(metrics["num_generated"])),
-    }
-    name = config.model_name(dataset) if config.register_model else None
+    tags = version_tags(train_set, judge, config)
+    if champion_rescore:
+        tags[RESCORED_VERSION_TAG] = champion_rescore["version"]
+    name = config.model_name(tags["dataset"]) if config.register_model else None
     return log_generator(generator, name, tags)

@@ -1,6 +1,11 @@
 from kedro.pipeline import Node, Pipeline
 
-from gan_pipeline.pipelines.evaluation.nodes import evaluate_generator, fit_judge, register_generator
+from gan_pipeline.pipelines.evaluation.nodes import (
+    evaluate_generator,
+    fit_judge,
+    register_generator,
+    rescore_champion,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -28,8 +33,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_generator",
             ),
             Node(
+                rescore_champion,
+                inputs=["judge", "train_set", "validation_set", "params:evaluation"],
+                outputs="champion_rescore",
+                name="rescore_champion",
+            ),
+            Node(
                 register_generator,
-                inputs=["generator", "judge", "train_set", "metrics", "params:evaluation"],
+                inputs=["generator", "judge", "train_set", "metrics", "champion_rescore", "params:evaluation"],
                 outputs="registered_model",
                 name="register_generator",
             ),
