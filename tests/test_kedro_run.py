@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -110,13 +111,17 @@ def test_the_registered_generator_is_the_champion_and_loads_as_pyfunc_and_torch(
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     try:
         model = mlflow.pyfunc.load_model("models:/gan-generator-digits@champion")
+        exported = mlflow.pytorch.load_model("models:/gan-generator-digits@champion")  # torch.export'ed, no pickle
     finally:
         mlflow.set_tracking_uri(previous)
-    assert model.predict({"num_samples": 10, "seed": 0}).shape == (10, 1, 8, 8)
-    generator = model.unwrap_python_model().generator  # the torch module, for Python users
-    images = generator(torch.randn(10, 64))
+    served = model.predict({"num_samples": 10, "seed": 0})
+    assert served.shape == (10, 1, 8, 8) and served.dtype == np.float32
+    latent = torch.randn(10, 64)
+    images = exported(latent)
     assert images.shape == (10, 1, 8, 8)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+    with torch.no_grad():
+        assert torch.allclose(images, model.unwrap_python_model().generator(latent), atol=1e-5)
 
 
 def test_a_single_pipeline_runs_once_its_inputs_exist(finished_run, project):

@@ -5,7 +5,6 @@ a bare ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
 import importlib.util
-import json
 import logging
 import shutil
 import tempfile
@@ -17,16 +16,18 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import torch
 from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, Run
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from gan_pipeline.config import flatten_params
 from gan_pipeline.gan import networks
 from gan_pipeline.gan.checkpoints import CheckpointRecord
+from gan_pipeline.gan.serialization import generator_from_tensors
 from gan_pipeline.io import TensorsDataset
 from gan_pipeline.registry import CHALLENGER, bounded_http, run_gate
 
@@ -182,27 +183,62 @@ def _pinned(*packages: str) -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in packages]
 
 
+class _GeneratorModel:
+    """An MLflow "flavor module" that saves one model directory with two flavours of the generator.
+
+    ``python_function``: the pyfunc logged as code (``generator_pyfunc.py``), for ``mlflow.pyfunc`` and
+    ``mlflow models serve``. ``pytorch``: the network exported by ``torch.export`` (pt2, no pickle), for
+    ``mlflow.pytorch.load_model``, which returns a module mapping a latent batch to samples.
+    """
+
+    @staticmethod
+    def save_model(path: str, mlflow_model: Model, network: torch.nn.Module, **pyfunc_kwargs: Any) -> None:
+        mlflow.pyfunc.save_model(path, mlflow_model=mlflow_model, **pyfunc_kwargs)
+        arch = network.arch
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, arch.latent_dim))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *arch.sample_shape))]),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            exported = Path(tmp) / "pytorch"
+            mlflow.pytorch.save_model(
+                network,
+                exported,
+                serialization_format="pt2",
+                input_example=torch.zeros(4, arch.latent_dim),
+                signature=signature,
+                pip_requirements=_pinned("torch"),  # the pyfunc's requirements are the model's; this skips inference
+            )
+            shutil.copytree(exported / "data", Path(path) / "data")
+            mlflow_model.add_flavor("pytorch", **Model.load(exported).flavors["pytorch"])
+        mlflow_model.save(Path(path) / "MLmodel")
+
+
 def log_generator(
     generator: dict[str, Any], registered_model_name: str | None, version_tags: dict[str, str]
 ) -> dict[str, Any]:
-    """Log the generator as a pyfunc model (code + safetensors weights); register it as the new challenger.
+    """Log the generator as a pyfunc model (code + safetensors weights) with a pytorch flavour; register it
+    as the new challenger.
 
     ``generator`` is the weights file's content (arrays plus the architecture in ``__metadata__``).
     """
     if mlflow.active_run() is None:
         return {"logged": False}
-    architecture = json.loads(generator["__metadata__"]["architecture"])
+    network = generator_from_tensors(generator)
     with tempfile.TemporaryDirectory() as tmp:
         network_code = Path(tmp) / f"{NETWORK_MODULE}.py"
         shutil.copyfile(networks.__file__, network_code)
         weights = Path(tmp) / "generator.safetensors"
         TensorsDataset(str(weights)).save(generator)
-        info = mlflow.pyfunc.log_model(
+        info = Model.log(
+            None,
+            _GeneratorModel,
             name="generator",
+            network=network,
             python_model=PYFUNC_MODEL_FILE,
             code_paths=[str(network_code)],
             artifacts={"weights": str(weights)},
-            signature=generator_signature(networks.architecture_from_dict(architecture).sample_shape),
+            signature=generator_signature(network.arch.sample_shape),
             input_example={"num_samples": 4, "seed": 0},
             pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
             model_config={"device": "auto"},
