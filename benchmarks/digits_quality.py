@@ -11,6 +11,7 @@ overrides on top of ``conf/base``; ``--variant base`` is the configuration as sh
 """
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """``name=section.key=value,section.key=value`` (values are YAML), or ``base``."""
     name, _, settings = text.partition("=")
     overrides = {}
-    for setting in filter(None, settings.split(",")):
+    for setting in filter(None, re.split(r",(?=[\w.]+=)", settings)):  # commas inside [..] stay
         key, _, value = setting.partition("=")
         overrides[key] = yaml.safe_load(value)
     return name, overrides

@@ -196,16 +196,20 @@ def version_tags(train_set: dict[str, Any], judge: dict[str, Any], config: Evalu
 
 
 def rescore_champion(
-    judge: dict[str, Any], train_set: dict[str, Any], validation_set: dict[str, Any], params: dict[str, Any]
+    metrics: dict[str, float],
+    judge: dict[str, Any],
+    train_set: dict[str, Any],
+    validation_set: dict[str, Any],
+    params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Score the champion again when new data or a new judge made its metrics incomparable with this run's.
+    """Score the champion again when new data or a new judge made its metrics incomparable with ``metrics``.
 
     The champion's generator gets this run's judge, data and latents; its metrics are logged on this run as
     ``champion.<metric>`` for the promotion gate. Returns the version rescored, or ``{}`` when there is no
     champion, nothing to redo, or the champion cannot be scored here (the gate then refuses, saying why).
     """
     config = parse_params(EvaluationParams, "evaluation", params)
-    if not config.register_model or np.asarray(train_set["samples"]).ndim == 2:
+    if not config.register_model or "frechet_distance" not in metrics:  # vector data: no judge, no gate
         return {}
     current = version_tags(train_set, judge, config)
     champion = registered_generator(config.model_name(current["dataset"]), CHAMPION)
@@ -223,14 +227,14 @@ def rescore_champion(
         logger.warning("Champion version %s makes samples of shape %s, not this data's", version, net.arch.sample_shape)
         return {}
     rng = torch.Generator(device=next(net.parameters()).device).manual_seed(config.seed)
-    metrics = compute_metrics(RESCORED_METRICS, _metric_inputs(net, judge, train_set, validation_set, config, rng))
-    log_metrics({f"{RESCORED_PREFIX}{key}": value for key, value in metrics.items()})
+    rescored = compute_metrics(RESCORED_METRICS, _metric_inputs(net, judge, train_set, validation_set, config, rng))
+    log_metrics({f"{RESCORED_PREFIX}{key}": value for key, value in rescored.items()})
     logger.info(
         "Rescored champion version %s with this run's judge and data: frechet_distance %.4g",
         version,
-        metrics["frechet_distance"],
+        rescored["frechet_distance"],
     )
-    return {"version": version, "metrics": metrics}
+    return {"version": version, "metrics": rescored}
 
 
 def register_generator(

@@ -34,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 rescore_champion,
-                inputs=["judge", "train_set", "validation_set", "params:evaluation"],
+                inputs=["metrics", "judge", "train_set", "validation_set", "params:evaluation"],
                 outputs="champion_rescore",
                 name="rescore_champion",
             ),
