@@ -120,7 +120,7 @@ PRESETS: dict[str, AnyArchitecture] = {
     # The article's Keras DCGAN for 28x28 MNIST, layer for layer.
     "article_dcgan": Architecture(),
     # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8. No dropout in D: on
-    # 1.4k training images it cost 1.6x in judge-space Frechet distance (BENCHMARKS.md).
+    # 1.4k training images it cost 1.6x in judge-space Frechet distance (BENCHMARKS.md, digits quality).
     "digits_dcgan": Architecture(
         image_shape=(1, 8, 8),
         latent_dim=64,
