@@ -27,12 +27,11 @@ RECORD = Path("data/06_models/checkpoints/last.json")
 
 
 def project_files(root: Path) -> list[Path]:
-    """Every file and folder under ``root`` but tool caches that any Kedro command may leave
-    (kedro-viz's ``.viz``, setuptools' ``*.egg-info``): what a training process could have written."""
+    """Every file and folder under ``root`` but setuptools' ``*.egg-info``: what a process could have written."""
     return sorted(
         path.relative_to(root)
         for path in root.rglob("*")
-        if not any(part == ".viz" or part.endswith(".egg-info") for part in path.relative_to(root).parts)
+        if not any(part.endswith(".egg-info") for part in path.relative_to(root).parts)
     )
 
 

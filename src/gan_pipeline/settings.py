@@ -1,6 +1,7 @@
 """Project settings: hooks and the config loader."""
 
 import warnings
+from importlib.metadata import entry_points
 
 from omegaconf.resolvers import oc
 
@@ -16,9 +17,16 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 # points it at the run that trained the model an evaluation reads, and ResumeRunHooks at the run of an
 # interrupted training; ProjectHooks validates and tags (after).
 HOOKS = (ModelRunHooks(), ProjectHooks(), ResumeRunHooks())
-# Under torchrun only the main process (RANK 0) talks to MLflow; the others train and write nothing.
-# Kedro matches the distribution name as published: kedro_mlflow 2.x, kedro-mlflow before.
-DISABLE_HOOKS_FOR_PLUGINS = () if is_main_process() else ("kedro_mlflow", "kedro-mlflow")
+
+
+def plugins_with_hooks() -> tuple[str, ...]:
+    """Installed Kedro plugins that register hooks (kedro-mlflow, kedro-viz, ...), by distribution name."""
+    return tuple(sorted({point.dist.name for point in entry_points(group="kedro.hooks") if point.dist}))
+
+
+# Under torchrun only the main process (RANK 0) talks to MLflow and writes files; in the others no
+# plugin hook runs (kedro-mlflow would log, kedro-viz would write .viz/stats.json).
+DISABLE_HOOKS_FOR_PLUGINS = () if is_main_process() else plugins_with_hooks()
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
