@@ -83,6 +83,7 @@ class TrainingParams(Params):
     batch_size: PositiveInt = 64
     generator_lr: float = Field(2e-4, gt=0)
     discriminator_lr: float = Field(2e-4, gt=0)
+    lr_decay_start: float = Field(1.0, ge=0, le=1)
     betas: tuple[float, float] = (0.5, 0.999)
     ema_decay: float = Field(0.999, ge=0, lt=1)
     seed: int = 0

@@ -22,6 +22,7 @@ STATEFUL = {
     "r1_gamma": 1.0,
     "discriminator_steps": 2,
     "diff_augment": ["translation", "cutout", "color"],
+    "lr_decay_start": 0.5,  # the resumed epochs run at decayed rates
     "checkpoint": {"every_epochs": 1},
 }
 

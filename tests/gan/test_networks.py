@@ -30,6 +30,12 @@ def test_article_preset_matches_the_articles_layers():
     assert discriminator.logit.out_features == 1
 
 
+def test_only_the_digits_generators_output_layer_has_a_bias():
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    deconvs = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [m.bias is not None for m in deconvs] == [False, False, True]
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_maps_latents_to_images_and_images_to_one_logit(preset):
     arch = PRESETS[preset]

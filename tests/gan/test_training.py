@@ -8,7 +8,13 @@ from gan_pipeline.config import SpeedParams, TrainingParams
 from gan_pipeline.gan.checkpoints import CheckpointStore
 from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
 from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
-from gan_pipeline.gan.training import Checkpointing, TrainingDivergedError, train_gan
+from gan_pipeline.gan.training import (
+    Checkpointing,
+    GANTrainer,
+    TrainingDivergedError,
+    learning_rate_scale,
+    train_gan,
+)
 from tests.conftest import TINY_TRAINING, scaled
 
 
@@ -81,6 +87,31 @@ def test_ema_generator_is_what_ships_when_enabled(real):
     result, generator, _ = _train(real, ema_decay=0.9)
     assert result.generator is not generator
     assert type(result.generator) is type(generator)
+
+
+def test_learning_rates_hold_then_fall_linearly_over_the_last_epochs():
+    assert [learning_rate_scale(epoch, 10, 0.6) for epoch in range(1, 11)] == pytest.approx(
+        [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    )
+    assert {learning_rate_scale(epoch, 10, 1.0) for epoch in range(1, 11)} == {1.0}
+
+
+def test_each_epoch_trains_at_its_scheduled_learning_rates(real):
+    seen = []
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 4, "lr_decay_start": 0.5, "discriminator_lr": 4e-4})
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    trainer = GANTrainer(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
+    train_epoch = trainer.train_epoch
+
+    def recording(epoch):
+        train_epoch(epoch)
+        seen.extend(
+            [optimizer.param_groups[0]["lr"] for optimizer in (trainer.state.optimizer_g, trainer.state.optimizer_d)]
+        )
+
+    trainer.train_epoch = recording
+    trainer.fit()
+    assert seen == pytest.approx([2e-4, 4e-4] * 3 + [1e-4, 2e-4])  # (G, D) per epoch
 
 
 def test_a_batch_larger_than_the_data_is_refused(real):

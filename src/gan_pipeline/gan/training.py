@@ -96,6 +96,15 @@ def sample_images(generator: nn.Module, latent: torch.Tensor) -> torch.Tensor:
     return images.float().cpu()
 
 
+def learning_rate_scale(epoch: int, epochs: int, decay_start: float) -> float:
+    """1 until ``decay_start`` of the epochs are done, then a linear fall that would reach 0 after the last.
+
+    A function of the epoch alone, so a resumed run picks the schedule up without saving it.
+    """
+    decay_epochs = epochs * (1 - decay_start)
+    return 1.0 if decay_epochs <= 0 else min(1.0, (epochs - epoch + 1) / decay_epochs)
+
+
 def shard_indices(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """DistributedSampler(drop_last=True) on a permutation every process shares: disjoint, equal shards."""
     usable = len(order) - len(order) % world_size
@@ -392,6 +401,10 @@ class GANTrainer:
     def train_epoch(self, epoch: int) -> None:
         """One pass over this process' shard; no host sync except at logging steps and the end."""
         state, config = self.state, self.config
+        scale = learning_rate_scale(epoch, config.epochs, config.lr_decay_start)
+        for optimizer, rate in ((state.optimizer_g, config.generator_lr), (state.optimizer_d, config.discriminator_lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * scale
         with cudnn_autotuning(self.speed.cudnn_benchmark):
             for step_indices in self._epoch_batches():
                 outputs = self.step_fn([self.real[indices] for indices in step_indices])
