@@ -1,0 +1,39 @@
+"""The judge-sensitivity benchmark scores known damage to real images: none is the floor, more is worse."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from judge_sensitivity import dimmer, gaussian, grey_level, sensitivity_table
+
+from gan_pipeline.config import JudgeParams
+from gan_pipeline.gan.judge import train_judge
+from gan_pipeline.pipelines.data_ingestion.nodes import ingest_dataset
+from gan_pipeline.pipelines.data_processing.nodes import split_dataset
+
+
+@pytest.fixture(scope="module")
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    raw = ingest_dataset({"dataset": "digits"})["raw_dataset"]
+    splits = split_dataset(raw, {"validation_fraction": 0.2, "seed": 0})
+    train, labels = (torch.as_tensor(splits["train_set"][key]) for key in ("samples", "labels"))
+    return train, labels, torch.as_tensor(splits["validation_set"]["samples"])
+
+
+def test_the_floor_scores_one_and_more_noise_scores_more(digits_split):
+    train, labels, validation = digits_split
+    judge = train_judge(train, labels, 10, JudgeParams(epochs=3))
+    noise = {"a little": gaussian(0.05), "more": gaussian(0.2), "dim": dimmer(0.9)}
+    table = sensitivity_table(judge, train, validation, noise).set_index("perturbation").ratio
+    assert table["none (the floor)"] == 1.0
+    assert 1.0 < table["a little"] < table["more"]
+    assert table["dim"] > 1.0
+
+
+def test_the_grey_level_is_the_smallest_step_between_pixel_values():
+    images = torch.tensor([-1.0, -0.5, 0.25, 1.0, -0.5]).view(1, 1, 1, 5)
+    assert grey_level(images) == 0.5
