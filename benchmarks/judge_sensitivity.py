@@ -72,9 +72,8 @@ def sensitivity_table(
     rng = torch.Generator().manual_seed(seed)
     perturbed = [judge_outputs(judge, perturb(train, rng)).features for perturb in perturbations.values()]
     distances = frechet_distance_of_features(reference, [judge_outputs(judge, train).features, *perturbed])
-    floor, rest = distances[0], distances[1:]
-    table = pd.DataFrame({"perturbation": ["none (the floor)", *perturbations], "frechet_distance": [floor, *rest]})
-    return table.assign(ratio=table.frechet_distance / floor)
+    table = pd.DataFrame({"perturbation": ["none (the floor)", *perturbations], "frechet_distance": distances})
+    return table.assign(ratio=table.frechet_distance / distances[0])
 
 
 def main() -> None:
