@@ -28,7 +28,7 @@ from gan_pipeline.pipelines.training.nodes import train_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["judge_val_accuracy", "classes_covered", "class_kl_divergence", "frechet_distance"]
-COLUMNS += ["frechet_distance_real_floor", "frechet_distance_ratio"]
+COLUMNS += ["frechet_distance_std", "frechet_distance_real_floor", "frechet_distance_ratio"]
 
 
 def base_parameters() -> dict[str, Any]:

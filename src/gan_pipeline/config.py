@@ -86,6 +86,7 @@ class TrainingParams(Params):
     lr_decay_start: float = Field(1.0, ge=0, le=1)
     betas: tuple[float, float] = (0.5, 0.999)
     ema_decay: float = Field(0.999, ge=0, lt=1)
+    standing_statistics_batches: int = Field(200, ge=0)
     seed: int = 0
     device: str = "auto"
     distributed_backend: Literal["auto", "nccl", "gloo"] = "auto"
@@ -164,6 +165,7 @@ class JudgeParams(Params):
 class EvaluationParams(Params):
     judge: JudgeParams = Field(default_factory=JudgeParams)
     num_generated: PositiveInt | Literal["match_train"] = "match_train"
+    frechet_draws: PositiveInt = 8
     synthetic_num_samples: PositiveInt = 2500
     confidence_threshold: float = Field(0.9, gt=0, lt=1)
     nearest_k: PositiveInt = 5

@@ -33,6 +33,20 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_noise(judged
     assert frechet_distance(judge, val, noisy) > frechet_distance(judge, val, train)
 
 
+def test_frechet_distance_is_the_mean_over_draws_and_reports_their_spread(judged):
+    judge, train, _, val, val_labels = judged
+    halves = train[:700], train[700:1400]
+    singles = [
+        compute_metrics(["frechet_distance"], MetricInputs(judge, train, val, val_labels, half)) for half in halves
+    ]
+    both = compute_metrics(["frechet_distance"], MetricInputs(judge, train, val, val_labels, halves[0], (halves[1],)))
+    first, second = (single["frechet_distance"] for single in singles)
+    assert singles[0]["frechet_distance_std"] == 0.0
+    assert both["frechet_distance"] == pytest.approx((first + second) / 2, rel=1e-5)
+    assert both["frechet_distance_std"] == pytest.approx(abs(first - second) / 2**0.5, rel=1e-4)
+    assert both["frechet_distance_real_floor"] == singles[0]["frechet_distance_real_floor"]
+
+
 def test_real_data_covers_every_class_and_a_single_class_collapses(judged):
     judge, train, train_labels, val, val_labels = judged
     real = compute_metrics(["mode_coverage"], MetricInputs(judge, train, val, val_labels, train))

@@ -13,6 +13,7 @@ from gan_pipeline.gan.training import (
     GANTrainer,
     TrainingDivergedError,
     learning_rate_scale,
+    standing_statistics,
     train_gan,
 )
 from tests.conftest import TINY_TRAINING, scaled
@@ -45,7 +46,7 @@ def test_training_is_deterministic_on_cpu_for_a_seed(real):
 
 def test_each_step_draws_fresh_noise_in_mini_batches(real):
     seen = []
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "ema_decay": 0})
+    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "ema_decay": 0, "standing_statistics_batches": 0})
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()) if module.training else None)
     train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
@@ -62,7 +63,7 @@ def test_discriminator_step_leaves_the_generator_alone_and_both_networks_learn(r
     result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters(), strict=True))
-    assert result.generator is generator
+    assert all(torch.equal(a, b) for a, b in zip(result.generator.parameters(), generator.parameters(), strict=True))
 
 
 def test_history_has_one_row_per_logged_step_with_finite_losses(real):
@@ -85,8 +86,38 @@ def test_fixed_noise_snapshots_come_from_the_same_latents_each_epoch(real):
 
 def test_ema_generator_is_what_ships_when_enabled(real):
     result, generator, _ = _train(real, ema_decay=0.9)
-    assert result.generator is not generator
     assert type(result.generator) is type(generator)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(result.generator.parameters(), generator.parameters(), strict=True)
+    )
+
+
+class ScaledNoise(nn.Module):
+    """Latent x 3 through one BatchNorm: activations of known distribution, N(0, 9)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arch = type("Arch", (), {"latent_dim": 4})
+        self.norm = nn.BatchNorm1d(4)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.norm(3 * latent)
+
+
+def test_standing_statistics_make_eval_mode_divide_as_training_batches_did_on_average():
+    net, batch_size = ScaledNoise(), 8
+    calibrated = standing_statistics(net, batch_size, batches=4000, seed=0)
+    # n s^2 / sigma^2 ~ chi2(n - 1) for the biased std s of n gaussian samples: E[1/s] in closed form.
+    k = batch_size - 1
+    mean_inverse_std = (
+        math.sqrt(batch_size) / 3 * math.exp(math.lgamma((k - 1) / 2) - math.lgamma(k / 2)) / math.sqrt(2)
+    )
+    assert calibrated.norm.running_var == pytest.approx(torch.full((4,), mean_inverse_std**-2), rel=0.03)
+    assert mean_inverse_std**-2 < 0.9 * 9  # smaller than the population variance: the point of it
+    assert calibrated.norm.running_mean.abs().max() < 0.1
+    assert not calibrated.training and torch.equal(net.norm.running_var, torch.ones(4))  # a copy; G is untouched
+    unchanged = standing_statistics(net, batch_size, batches=0, seed=0)
+    assert torch.equal(unchanged.norm.running_var, net.norm.running_var)
 
 
 def test_learning_rates_hold_then_fall_linearly_over_the_last_epochs():

@@ -47,7 +47,7 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainingResult:
-    generator: nn.Module  # the one to evaluate and ship: the EMA average when enabled
+    generator: nn.Module  # the one to evaluate and ship: the EMA average when enabled, with standing statistics
     history: list[dict[str, float]] = field(default_factory=list)
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (epoch, images)
     resumed_from_step: int = 0  # 0: trained from scratch
@@ -94,6 +94,41 @@ def sample_images(generator: nn.Module, latent: torch.Tensor) -> torch.Tensor:
         images = generator(latent)
     generator.train(was_training)
     return images.float().cpu()
+
+
+@torch.no_grad()
+def standing_statistics(generator: nn.Module, batch_size: int, batches: int, seed: int) -> nn.Module:
+    """A copy of ``generator`` whose BatchNorm layers normalise in eval mode as they did, on average, in training.
+
+    Training divides each activation by the standard deviation of its batch; eval mode by the
+    population's, which is smaller than the mean of the reciprocal (Jensen: by 4% per layer at batch 32),
+    so eval-mode samples come out flatter than those D was trained against. Like BigGAN's standing
+    statistics this runs training-sized batches of G's own samples, but it keeps the mean of 1 / std.
+    """
+    calibrated = copy.deepcopy(generator)
+    layers = [m for m in calibrated.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or batches == 0:
+        return calibrated.eval()
+    means: dict[nn.Module, torch.Tensor | float] = dict.fromkeys(layers, 0.0)
+    inverse_stds: dict[nn.Module, torch.Tensor | float] = dict.fromkeys(layers, 0.0)
+
+    def accumulate(layer: nn.Module, inputs: tuple[torch.Tensor], _: torch.Tensor) -> None:
+        dims = [0, *range(2, inputs[0].ndim)]  # all but the channel dimension
+        means[layer] += inputs[0].float().mean(dims)
+        inverse_stds[layer] += (inputs[0].float().var(dims, unbiased=False) + layer.eps).rsqrt()
+
+    hooks = [layer.register_forward_hook(accumulate) for layer in layers]
+    device = next(calibrated.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    calibrated.train()
+    for _ in range(batches):
+        calibrated(torch.randn(batch_size, calibrated.arch.latent_dim, generator=rng, device=device))
+    for hook in hooks:
+        hook.remove()
+    for layer in layers:
+        layer.running_mean.copy_(means[layer] / batches)
+        layer.running_var.copy_((batches / inverse_stds[layer]) ** 2 - layer.eps)
+    return calibrated.eval()
 
 
 def learning_rate_scale(epoch: int, epochs: int, decay_start: float) -> float:
@@ -442,7 +477,8 @@ class GANTrainer:
             if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
                 _save_checkpoint(state, checkpointing, self.trajectory, self.distributed, epoch == config.epochs)
         self.progress.close()
-        return TrainingResult(self.shipped, state.history, state.snapshots, self.resumed_from)
+        shipped = standing_statistics(self.shipped, config.batch_size, config.standing_statistics_batches, config.seed)
+        return TrainingResult(shipped, state.history, state.snapshots, self.resumed_from)
 
 
 def train_gan(

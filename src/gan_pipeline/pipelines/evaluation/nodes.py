@@ -121,12 +121,15 @@ def _metric_inputs(
     """Samples from ``rng``'s latents beside the real splits; every generator given one seed gets the same latents."""
     train_images, _ = _tensors(train_set)
     val_images, val_labels = _tensors(validation_set)
+    count = _generated_count(train_set, config)
+    generated, *more_generated = _generate(net, count * config.frechet_draws, rng).split(count)
     return MetricInputs(
         judge=_judge_from_tensors(judge).to(rng.device),
         real_train=train_images,
         real_validation=val_images,
         validation_labels=val_labels,
-        generated=_generate(net, _generated_count(train_set, config), rng),
+        generated=generated,
+        more_generated=tuple(more_generated),
         confidence_threshold=config.confidence_threshold,
         nearest_k=config.nearest_k,
         inception_score_splits=config.inception_score_splits,
