@@ -164,8 +164,8 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     *distances, floor = frechet_distance_of_features(
         inputs.validation_outputs.features, [*draws, inputs.train_outputs.features]
     )
-    spread = torch.tensor(distances, dtype=torch.float64).std().item() if len(distances) > 1 else 0.0
-    generated = sum(distances) / len(distances)
+    values = torch.tensor(distances, dtype=torch.float64)
+    generated, spread = values.mean().item(), values.std().item() if len(values) > 1 else 0.0
     return {
         "frechet_distance": generated,
         "frechet_distance_std": spread,

@@ -109,15 +109,15 @@ def standing_statistics(generator: nn.Module, batch_size: int, batches: int, see
     layers = [m for m in calibrated.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers or batches == 0:
         return calibrated.eval()
-    means: dict[nn.Module, torch.Tensor | float] = dict.fromkeys(layers, 0.0)
-    inverse_stds: dict[nn.Module, torch.Tensor | float] = dict.fromkeys(layers, 0.0)
+    means: dict[nn.Module, list[torch.Tensor]] = {layer: [] for layer in layers}
+    inverse_stds: dict[nn.Module, list[torch.Tensor]] = {layer: [] for layer in layers}
 
-    def accumulate(layer: nn.Module, inputs: tuple[torch.Tensor], _: torch.Tensor) -> None:
+    def record(layer: nn.Module, inputs: tuple[torch.Tensor], _: torch.Tensor) -> None:
         dims = [0, *range(2, inputs[0].ndim)]  # all but the channel dimension
-        means[layer] += inputs[0].float().mean(dims)
-        inverse_stds[layer] += (inputs[0].float().var(dims, unbiased=False) + layer.eps).rsqrt()
+        means[layer].append(inputs[0].float().mean(dims))
+        inverse_stds[layer].append((inputs[0].float().var(dims, unbiased=False) + layer.eps).rsqrt())
 
-    hooks = [layer.register_forward_hook(accumulate) for layer in layers]
+    hooks = [layer.register_forward_hook(record) for layer in layers]
     device = next(calibrated.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
     calibrated.train()
@@ -126,8 +126,8 @@ def standing_statistics(generator: nn.Module, batch_size: int, batches: int, see
     for hook in hooks:
         hook.remove()
     for layer in layers:
-        layer.running_mean.copy_(means[layer] / batches)
-        layer.running_var.copy_((batches / inverse_stds[layer]) ** 2 - layer.eps)
+        layer.running_mean.copy_(torch.stack(means[layer]).mean(0))
+        layer.running_var.copy_(torch.stack(inverse_stds[layer]).mean(0).pow(-2) - layer.eps)
     return calibrated.eval()
 
 
