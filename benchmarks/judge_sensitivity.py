@@ -33,9 +33,19 @@ def gaussian(sigma: float) -> Perturbation:
     return lambda images, rng: (images + sigma * torch.randn(images.shape, generator=rng)).clamp(-1, 1)
 
 
+def strokes_only(perturb: Perturbation) -> Perturbation:
+    """``perturb`` applied to the strokes; the background (exactly -1) is left as it was."""
+    return lambda images, rng: torch.where(images == -1, images, perturb(images, rng))
+
+
 def dequantised(images: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """Uniform noise within one grey level: what a continuous generator adds to quantised data."""
-    return (images + grey_level(images) * torch.rand(images.shape, generator=rng)).clamp(-1, 1)
+    """Uniform noise across each pixel's grey-level bin, centred: every pixel still rounds to its own level."""
+    return (images + grey_level(images) * (torch.rand(images.shape, generator=rng) - 0.5)).clamp(-1, 1)
+
+
+def background_lifted(levels: float) -> Perturbation:
+    """The background (exactly -1) ``levels`` grey levels lighter, the strokes unchanged."""
+    return lambda images, rng: torch.where(images == -1, images + levels * grey_level(images), images)
 
 
 def blurred(share: float) -> Perturbation:
@@ -55,11 +65,17 @@ def dimmer(factor: float) -> Perturbation:
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
+    # Clamping to [-1, 1] makes the noise one-sided on the background: it also lifts the background.
     "gaussian noise, sigma 0.05": gaussian(0.05),
     "gaussian noise, sigma 0.1": gaussian(0.1),
     "gaussian noise, sigma 0.2": gaussian(0.2),
-    "uniform noise within one grey level": dequantised,
+    "gaussian noise on the strokes only, sigma 0.1": strokes_only(gaussian(0.1)),
+    "gaussian noise on the strokes only, sigma 0.2": strokes_only(gaussian(0.2)),
+    "uniform noise within each pixel's grey level": dequantised,
+    "background a quarter of a grey level lighter": background_lifted(0.25),
+    "background half a grey level lighter": background_lifted(0.5),
     "25% of a 3x3 blur mixed in": blurred(0.25),
+    "strokes 5% dimmer": dimmer(0.95),
     "strokes 10% dimmer": dimmer(0.9),
 }
 

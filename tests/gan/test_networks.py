@@ -4,6 +4,7 @@ from torch import nn
 
 from gan_pipeline.gan.networks import (
     PRESETS,
+    StretchedTanh,
     architecture_from_dict,
     build_networks,
     resolve_architecture,
@@ -34,6 +35,30 @@ def test_only_the_digits_generators_output_layer_has_a_bias():
     generator, _ = build_networks(PRESETS["digits_dcgan"])
     deconvs = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [m.bias is not None for m in deconvs] == [False, False, True]
+
+
+def test_the_stretched_tanh_reaches_the_extremes_and_passes_gradients_through_its_clamp():
+    activation = StretchedTanh(1.2)
+    pre = torch.tensor([-3.0, -0.5, 0.0, 0.5, 3.0], requires_grad=True)
+    out = activation(pre)
+    assert torch.allclose(out, (1.2 * torch.tanh(pre)).clamp(-1, 1))
+    assert out[0] == -1 and out[-1] == 1  # finite inputs reach the data's extremes
+    out.sum().backward()
+    # Clamped pixels keep the stretched tanh's gradient, so D can still pull them back inside.
+    assert torch.allclose(pre.grad, 1.2 * (1 - torch.tanh(pre.detach()) ** 2))
+    assert pre.grad[0] > 0 and pre.grad[-1] > 0
+
+
+def test_the_digits_generator_ends_in_a_stretched_tanh_and_scale_one_is_a_plain_tanh():
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    assert isinstance(generator.upsample[-1], StretchedTanh) and generator.upsample[-1].scale == 1.2
+    plain, _ = build_networks(resolve_architecture("digits_dcgan", (1, 8, 8), {"generator_output_scale": 1.0}))
+    assert isinstance(plain.upsample[-1], nn.Tanh)
+
+
+def test_an_output_scale_below_one_is_refused_with_the_key():
+    with pytest.raises(ValueError, match="generator_output_scale must be >= 1"):
+        build_networks(resolve_architecture("digits_dcgan", (1, 8, 8), {"generator_output_scale": 0.9}))
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
