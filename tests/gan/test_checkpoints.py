@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -36,10 +37,10 @@ def real(digits_raw):
     return scaled(digits_raw["samples"][:128])
 
 
-def _train(real, directory, stop_at_step=None, **overrides):
+def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], **overrides):
     config = TrainingParams(**{**STATEFUL, **overrides})
     rng = seeded_generator(config.seed, torch.device("cpu"))
-    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    generator, discriminator = build_networks(arch)
     with_spectral_norm(discriminator)
     logged = []
 
@@ -115,6 +116,20 @@ def test_an_unfinished_checkpoint_of_a_different_run_is_refused_with_the_changed
         _train(real.flip(0), tmp_path)
     resumed, *_ = _train(real, tmp_path, progress_bar=True, log_every_steps=3)  # cosmetic keys may change
     assert resumed.resumed_from_step == 4
+
+
+def test_a_checkpoint_of_another_network_is_refused_even_when_its_weights_would_load(real, tmp_path):
+    with pytest.raises(Interrupted):
+        _train(real, tmp_path, stop_at_step=6)
+    # Same parameter shapes, another output layer: what a changed preset under `preset: auto` looks like.
+    plain_tanh = replace(PRESETS["digits_dcgan"], generator_output_scale=1.0)
+    with pytest.raises(CheckpointError, match=r"network generator_output_scale: 1.2 in the checkpoint, 1.0 now"):
+        _train(real, tmp_path, arch=plain_tanh)
+    record = json.loads((tmp_path / "last.json").read_text())
+    del record["network"]  # as written before records named their network
+    (tmp_path / "last.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="does not record its network"):
+        _train(real, tmp_path)
 
 
 def test_a_record_that_cannot_be_read_names_the_fix(tmp_path):

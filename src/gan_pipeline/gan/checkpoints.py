@@ -43,6 +43,9 @@ class CheckpointRecord:
     tracking_run_id: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     retained: list[str] = field(default_factory=list)  # tensors files kept, oldest first
+    # The networks' resolved architecture: with `preset: auto` a preset can change between versions of the
+    # code while the parameters stay the same. None in records written before it was recorded.
+    network: dict[str, Any] | None = None
 
 
 def trajectory_settings(config: TrainingParams, world_size: int, device_type: str) -> dict[str, Any]:
@@ -63,9 +66,14 @@ def data_fingerprint(samples: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def trajectory_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def network_settings(arch: Any) -> dict[str, Any]:
+    """An architecture as a checkpoint record stores it (JSON types), comparable with a loaded record's."""
+    return json.loads(json.dumps(arch.to_dict()))
+
+
+def settings_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str) -> list[str]:
     return [
-        f"training.{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+        f"{prefix}{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
         for key in sorted(set(saved) | set(current))
         if saved.get(key) != current.get(key)
     ]
@@ -93,7 +101,9 @@ class CheckpointStore:
                 "over or set training.resume=never"
             ) from err
 
-    def resumable(self, trajectory: dict[str, Any], fingerprint: str) -> CheckpointRecord | None:
+    def resumable(
+        self, trajectory: dict[str, Any], fingerprint: str, network: dict[str, Any]
+    ) -> CheckpointRecord | None:
         """The unfinished checkpoint of this very run, None when there is nothing to resume.
 
         An unfinished checkpoint of a *different* run is an error rather than silently replaced:
@@ -102,7 +112,11 @@ class CheckpointStore:
         record = self.latest()
         if record is None or record.completed:
             return None
-        problems = trajectory_differences(record.trajectory, trajectory)
+        problems = settings_differences(record.trajectory, trajectory, "training.")
+        if record.network is None:
+            problems.append("the checkpoint does not record its network (an earlier version of gan-pipeline wrote it)")
+        else:
+            problems += settings_differences(record.network, network, "network ")
         if record.data_fingerprint != fingerprint:
             problems.append("the training set differs from the one the checkpoint was trained on")
         if problems:

@@ -25,6 +25,7 @@ from gan_pipeline.gan.checkpoints import (
     CheckpointRecord,
     CheckpointStore,
     module_tensors,
+    network_settings,
     optimizer_tensors,
     restore_module,
     restore_optimizer,
@@ -537,7 +538,8 @@ def _resume(
 
     def decide() -> tuple[CheckpointRecord | None, str | None]:
         try:
-            return checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint), None
+            network = network_settings(state.generator.arch)
+            return checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint, network), None
         except CheckpointError as err:
             return None, str(err)
 
@@ -614,5 +616,6 @@ def _save_checkpoint(
         data_fingerprint=checkpointing.data_fingerprint,
         tracking_run_id=checkpointing.tracking_run_id,
         history=state.history,
+        network=network_settings(state.generator.arch),
     )
     checkpointing.store.save(record, tensors)
