@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from gan_pipeline.config import TrainingParams
 from gan_pipeline.gan.files import atomic_path
+from gan_pipeline.gan.networks import AnyArchitecture
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def data_fingerprint(samples: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def network_settings(arch: Any) -> dict[str, Any]:
+def network_settings(arch: AnyArchitecture) -> dict[str, Any]:
     """An architecture as a checkpoint record stores it (JSON types), comparable with a loaded record's."""
     return json.loads(json.dumps(arch.to_dict()))
 

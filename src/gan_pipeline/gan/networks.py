@@ -127,7 +127,7 @@ PRESETS: dict[str, AnyArchitecture] = {
     # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8. No dropout in D: on
     # 1.4k training images it cost 1.6x in judge-space Frechet distance; a bias on G's output layer
     # (half of every digit is exactly background, -1) lowers it by about a tenth, and a stretched tanh
-    # that reaches -1 and +1 (a tenth of every digit is exactly +1) by about a fifth (BENCHMARKS.md).
+    # that reaches -1 and +1 (a tenth of every digit is exactly +1) by about an eighth (BENCHMARKS.md).
     "digits_dcgan": Architecture(
         image_shape=(1, 8, 8),
         latent_dim=64,
