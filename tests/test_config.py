@@ -43,6 +43,10 @@ from gan_pipeline.hooks import validate_parameters
         ({"training": {"checkpoint": {"every_epochs": -1}}}, r"training\.checkpoint\.every_epochs"),
         ({"training": {"health": {"discriminator_win_score": 2}}}, r"training\.health\.discriminator_win_score"),
         ({"training": {"r1_gamma": -1}}, r"training\.r1_gamma: Input should be greater than or equal to 0"),
+        (
+            {"training": {"generated_batch_size": 1}},
+            r"training\.generated_batch_size: Input should be greater than or equal to 2",
+        ),
         ({"training": {"discriminator_steps": 0}}, r"training\.discriminator_steps: Input should be greater than 0"),
         (
             {"data_ingestion": {"dataset": "image_folder", "sources": {"image_folder": {"image_size": 32}}}},

@@ -81,6 +81,8 @@ class TrainingParams(Params):
     diff_augment: tuple[str, ...] = ()
     epochs: PositiveInt = 60
     batch_size: PositiveInt = 64
+    # None: as many as batch_size. BatchNorm in G needs at least two.
+    generated_batch_size: int | None = Field(None, ge=2)
     generator_lr: float = Field(2e-4, gt=0)
     discriminator_lr: float = Field(2e-4, gt=0)
     lr_decay_start: float = Field(1.0, ge=0, le=1)
@@ -145,6 +147,11 @@ class TrainingParams(Params):
         if unknown:
             raise ValueError(f"unknown architecture fields {sorted(unknown)}; allowed: {sorted(allowed)}")
         return overrides
+
+    @property
+    def fakes_per_step(self) -> int:
+        """Samples G generates for each D update and for its own (``generated_batch_size``, else ``batch_size``)."""
+        return self.generated_batch_size or self.batch_size
 
     @field_validator("betas")
     @classmethod

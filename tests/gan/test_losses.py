@@ -111,15 +111,16 @@ def test_r1_is_the_squared_input_gradient_norm_on_real_data_and_trains_d():
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize("shape", [(6, 1, 4, 4), (6, 2)], ids=["images", "vectors"])
-def test_every_loss_and_r1_work_on_images_and_vectors(name, shape):
+def test_every_loss_and_r1_work_on_images_and_vectors_with_more_fakes_than_reals(name, shape):
     features = math.prod(shape[1:])
     critic = LinearCritic(torch.randn(features))
-    real, fake = torch.randn(shape), torch.randn(shape, requires_grad=True)
+    fake_shape = (9, *shape[1:])  # generated_batch_size may exceed the real batch
+    real, fake = torch.randn(shape), torch.randn(fake_shape, requires_grad=True)
     loss = _loss(name)
     scores = loss.discriminator_loss(critic, real, fake.detach())
     (scores.loss + r1_penalty(critic, real)).backward()
     loss.generator_loss(critic, fake).backward()
-    assert torch.isfinite(critic.weights.grad).all() and fake.grad.shape == shape
+    assert torch.isfinite(critic.weights.grad).all() and fake.grad.shape == fake_shape
     realness = loss.realness(scores.real_logits)
     assert realness.shape == (6,) and ((realness >= 0) & (realness <= 1)).all()
 

@@ -55,6 +55,24 @@ def test_each_step_draws_fresh_noise_in_mini_batches(real):
     assert not torch.equal(seen[0], seen[1])
 
 
+def test_g_generates_generated_batch_size_samples_per_step_against_batch_size_real_ones(real):
+    latent_rows, d_rows = [], []
+    config = TrainingParams(
+        **{**TINY_TRAINING, "epochs": 1, "batch_size": 16, "generated_batch_size": 48, "ema_decay": 0},
+        standing_statistics_batches=2,
+    )
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    generator.register_forward_pre_hook(
+        lambda module, args: latent_rows.append(len(args[0])) if module.training else None
+    )
+    discriminator.register_forward_pre_hook(lambda module, args: d_rows.append(len(args[0])))
+    train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
+    steps = len(real) // 16
+    # Training steps, then the standing statistics' batches: all as large as training's fake batches.
+    assert latent_rows == [48] * (steps + 2)
+    assert d_rows == [16 + 48, 48] * steps  # D(real and fake in one batch), then D(G(z)) for G's update
+
+
 def test_discriminator_step_leaves_the_generator_alone_and_both_networks_learn(real):
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     g_before = [p.clone() for p in generator.parameters()]

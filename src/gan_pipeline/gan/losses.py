@@ -124,8 +124,9 @@ class WassersteinGPLoss:
         self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> DiscriminatorScores:
         real_out, fake_out = score_real_and_fake(discriminator, real, fake)
-        mix = torch.rand(real.shape[0], *(1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
-        between = torch.lerp(fake.detach().to(real.dtype), real.detach(), mix).requires_grad_(True)
+        pairs = min(len(real), len(fake))  # G may generate more samples per step than the real batch holds
+        mix = torch.rand(pairs, *(1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
+        between = torch.lerp(fake[:pairs].detach().to(real.dtype), real[:pairs].detach(), mix).requires_grad_(True)
         slopes = input_gradient_norms(discriminator, between)
         penalty = ((slopes - 1) ** 2).mean()
         loss = fake_out.float().mean() - real_out.float().mean() + self.gradient_penalty_weight * penalty
