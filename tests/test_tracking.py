@@ -5,6 +5,7 @@ import time
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from gan_pipeline.config import TrainingParams, flatten_params
 from gan_pipeline.gan.checkpoints import CheckpointRecord, trajectory_settings
@@ -65,16 +66,23 @@ def test_a_rerun_whose_parameters_mlflow_cannot_change_gets_a_new_run(tracking, 
 
 
 def test_the_step_logger_logs_each_step_once_across_a_resume(tracking):
-    with mlflow.start_run() as run:
-        first_attempt = StepMetricsLogger()
+    with mlflow.start_run() as run, StepMetricsLogger() as first_attempt:
         for step in (5, 10, 15):  # the checkpoint was at step 10; step 15 was logged before the kill
             first_attempt(step, {"d_loss": float(step), "step": step})
-    with mlflow.start_run(run_id=run.info.run_id):
-        resumed = StepMetricsLogger()
+    with mlflow.start_run(run_id=run.info.run_id), StepMetricsLogger() as resumed:
         for step in (5, 10, 15, 20):  # history replayed from the checkpoint, then steps 15 and 20 recomputed
             resumed(step, {"d_loss": -float(step), "step": step})
     history = tracking.get_metric_history(run.info.run_id, "d_loss")
     assert [(m.step, m.value) for m in history] == [(5, 5.0), (10, 10.0), (15, 15.0), (20, -20.0)]
+
+
+def test_a_step_metric_mlflow_refuses_in_the_background_fails_the_step_logger(tracking):
+    with (
+        mlflow.start_run(),
+        pytest.raises(MlflowException, match="Names may only contain"),
+        StepMetricsLogger() as log_step,
+    ):
+        log_step(10, {"d_loss?": 1.0})
 
 
 def test_system_metrics_are_logged_while_training_runs(mlflow_store):

@@ -172,7 +172,7 @@ class JudgeParams(Params):
 class EvaluationParams(Params):
     judge: JudgeParams = Field(default_factory=JudgeParams)
     num_generated: PositiveInt | Literal["match_train"] = "match_train"
-    frechet_draws: PositiveInt = 8
+    frechet_draws: PositiveInt = 32
     synthetic_num_samples: PositiveInt = 2500
     confidence_threshold: float = Field(0.9, gt=0, lt=1)
     nearest_k: PositiveInt = 5

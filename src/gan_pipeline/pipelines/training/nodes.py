@@ -56,14 +56,14 @@ def train_model(train_set: dict[str, Any], params: dict[str, Any]) -> dict[str, 
                 **speed.describe(),
             }
         )
-        with system_metrics_logged(config.system_metrics_interval_s):
+        with system_metrics_logged(config.system_metrics_interval_s), StepMetricsLogger() as log_step:
             result = train_gan(
                 generator.to(device),
                 discriminator.to(device),
                 real,
                 config,
                 rng,
-                on_step=StepMetricsLogger(),
+                on_step=log_step,
                 on_alert=tag_alert,
                 checkpointing=checkpointing_for(config, train_set["samples"]),
                 distributed=distributed,
