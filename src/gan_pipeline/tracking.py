@@ -45,9 +45,8 @@ class StepMetricsLogger:
 
     A resumed run replays its history from the checkpoint and recomputes the steps between the
     checkpoint and the interruption; each step lands in MLflow once, with no gap. Written synchronously
-    to a SQLite store, the writes (one per 10 steps) cost the default run about 4% of its training
-    time, so they queue behind training; leaving the ``with`` block waits for them and raises if one
-    failed.
+    to a SQLite store, the writes cost the default run a few percent of its training time, so they
+    queue behind training; leaving the ``with`` block waits for them and raises if one failed.
     """
 
     def __init__(self, key: str = "d_loss") -> None:
