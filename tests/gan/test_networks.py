@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -6,6 +8,7 @@ from gan_pipeline.gan.networks import (
     PRESETS,
     StretchedTanh,
     architecture_from_dict,
+    build_generator,
     build_networks,
     resolve_architecture,
     with_spectral_norm,
@@ -54,6 +57,32 @@ def test_the_digits_generator_ends_in_a_stretched_tanh_and_scale_one_is_a_plain_
     assert isinstance(generator.upsample[-1], StretchedTanh) and generator.upsample[-1].scale == 1.2
     plain, _ = build_networks(resolve_architecture("digits_dcgan", (1, 8, 8), {"generator_output_scale": 1.0}))
     assert isinstance(plain.upsample[-1], nn.Tanh)
+
+
+def test_the_digits_generator_maps_its_latent_through_two_layers_before_the_projection():
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    generator.eval()
+    assert [(m.in_features, m.out_features) for m in generator.mapping if isinstance(m, nn.Linear)] == [(64, 64)] * 2
+    latent = torch.randn(4, 64)
+    assert torch.equal(generator(latent), generator.upsample(generator.project(generator.mapping(latent))))
+    article, _ = build_networks(PRESETS["article_dcgan"])
+    assert len(article.mapping) == 0  # the article's G starts at its dense projection
+
+
+def test_mapping_layers_leave_the_other_layers_initialisation_as_it_was():
+    with_mapping = PRESETS["digits_dcgan"]
+    torch.manual_seed(0)
+    mapped = build_generator(with_mapping)
+    torch.manual_seed(0)
+    plain = build_generator(replace(with_mapping, mapping_layers=0))
+    mapped_state = mapped.state_dict()
+    assert all(torch.equal(value, mapped_state[name]) for name, value in plain.state_dict().items())
+    assert any(name.startswith("mapping.") for name in mapped_state)
+
+
+def test_a_negative_mapping_layer_count_is_refused_with_the_key():
+    with pytest.raises(ValueError, match="mapping_layers must be >= 0"):
+        build_networks(resolve_architecture("digits_dcgan", (1, 8, 8), {"mapping_layers": -1}))
 
 
 def test_an_output_scale_below_one_is_refused_with_the_key():

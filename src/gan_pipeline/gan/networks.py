@@ -12,7 +12,8 @@ from torch import nn
 class Architecture:
     """Shape of a DCGAN pair.
 
-    The generator projects the latent vector to ``generator_channels[0]`` maps of
+    The generator passes the latent vector through ``mapping_layers`` fully connected layers (a
+    mapping network, as in StyleGAN), projects it to ``generator_channels[0]`` maps of
     ``base_size`` x ``base_size``, then applies one transposed convolution per stride in
     ``generator_strides`` (the last one emits the image); the discriminator applies one
     strided convolution per entry of ``discriminator_channels`` and a linear logit.
@@ -20,6 +21,8 @@ class Architecture:
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     latent_dim: int = 100
+    # Fully connected layers (latent_dim wide, LeakyReLU) between the latent and G's projection (0: none).
+    mapping_layers: int = 0
     base_size: int = 7
     generator_channels: tuple[int, ...] = (256, 128, 64)
     generator_strides: tuple[int, ...] = (1, 2, 2)
@@ -63,6 +66,8 @@ class Architecture:
         for stride in set(self.generator_strides):
             if not 0 <= transposed_padding(self.generator_kernel, stride)[1] < stride or stride < 1:
                 found.append(f"generator_kernel {self.generator_kernel} cannot upsample by stride {stride}")
+        if self.mapping_layers < 0:
+            found.append(f"mapping_layers must be >= 0, got {self.mapping_layers}")
         if not 0 <= self.dropout < 1:
             found.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.generator_output_scale < 1:
@@ -127,10 +132,13 @@ PRESETS: dict[str, AnyArchitecture] = {
     # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8. No dropout in D: on
     # 1.4k training images it cost 1.6x in judge-space Frechet distance; a bias on G's output layer
     # (half of every digit is exactly background, -1) lowers it by about a tenth, and a stretched tanh
-    # that reaches -1 and +1 (a tenth of every digit is exactly +1) by about an eighth (BENCHMARKS.md).
+    # that reaches -1 and +1 (a tenth of every digit is exactly +1) by about an eighth. Two mapping
+    # layers let G warp its Gaussian latent before drawing: over seven runs the ratio to the real floor
+    # fell from 2.12 to 1.91 on average (BENCHMARKS.md).
     "digits_dcgan": Architecture(
         image_shape=(1, 8, 8),
         latent_dim=64,
+        mapping_layers=2,
         base_size=2,
         generator_channels=(256, 128, 64),
         generator_strides=(1, 2, 2),
@@ -238,9 +246,14 @@ class Generator(nn.Module):
                 else [nn.BatchNorm2d(c_out), nn.LeakyReLU(arch.negative_slope)]
             )
         self.upsample = nn.Sequential(*layers)
+        # Built last, so that adding mapping layers leaves the other layers' initialisation as it was.
+        mapping: list[nn.Module] = []
+        for _ in range(arch.mapping_layers):
+            mapping += [nn.Linear(arch.latent_dim, arch.latent_dim), nn.LeakyReLU(arch.negative_slope)]
+        self.mapping = nn.Sequential(*mapping)  # (N, latent_dim), the identity without layers
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.project(latent))
+        return self.upsample(self.project(self.mapping(latent)))
 
 
 class Discriminator(nn.Module):
