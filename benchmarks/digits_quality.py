@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 from kedro.config import OmegaConfigLoader
 
+from gan_pipeline.config.run import validate_parameters
 from gan_pipeline.pipelines.data_ingestion.nodes import ingest_dataset
 from gan_pipeline.pipelines.data_processing.nodes import split_dataset
 from gan_pipeline.pipelines.evaluation.nodes import evaluate_generator, fit_judge
@@ -58,16 +59,17 @@ def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[st
     return params
 
 
-def one_run(params: dict[str, Any], judges: dict[str, Any]) -> dict[str, float]:
-    raw = ingest_dataset(params["data_ingestion"])["raw_dataset"]
-    splits = split_dataset(raw, params["data_processing"])
-    training = {**params["training"], "progress_bar": False, "checkpoint": {"every_epochs": 0}}
+def one_run(configured: dict[str, Any], judges: dict[str, Any]) -> dict[str, float]:
+    quiet = {"training.progress_bar": False, "training.checkpoint.every_epochs": 0}
+    params = validate_parameters(with_overrides(configured, quiet))
+    raw = ingest_dataset(params.data_ingestion)["raw_dataset"]
+    splits = split_dataset(raw, params.data_processing)
     started = time.perf_counter()
-    generator = train_model(splits["train_set"], training)["generator"]
+    generator = train_model(splits["train_set"], params.training)["generator"]
     seconds = time.perf_counter() - started
-    judge = fit_judge(splits["train_set"], judges.get("last", {}), params["evaluation"])
+    judge = fit_judge(splits["train_set"], judges.get("last"), params.evaluation)
     judges["last"] = judge  # same data and judge parameters in every run: trained once
-    metrics = evaluate_generator(generator, judge, splits["train_set"], splits["validation_set"], params["evaluation"])
+    metrics = evaluate_generator(generator, judge, splits["train_set"], splits["validation_set"], params.evaluation)
     return {**{key: metrics["metrics"][key] for key in COLUMNS}, "train_s": seconds}
 
 

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_pipeline.config import JudgeParams
 from gan_pipeline.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from gan_pipeline.gan.judge import train_judge
 from gan_pipeline.gan.latent import interpolation_latents
-from gan_pipeline.gan.metrics import METRICS, MetricInputs, class_histograms, nearest_neighbours
-from gan_pipeline.gan.networks import PRESETS, build_networks
+from gan_pipeline.gan.metrics import IMAGE_METRICS, METRICS, MetricInputs, class_histograms, nearest_neighbours
+from gan_pipeline.gan.networks import build_networks
+from gan_pipeline.gan.presets import PRESETS
+from gan_pipeline.gan.settings import JudgeSettings, ScoringSettings
 from gan_pipeline.gan.training import sample_images
 from gan_pipeline.plots import class_histogram_figure, interpolation_strip_figure, nearest_neighbours_figure
 
@@ -79,7 +80,7 @@ def main() -> int:
     judge = timed(
         f"setup: judge training ({args.judge_epochs} epoch)",
         setup,
-        lambda: train_judge(real, labels, 10, JudgeParams(epochs=args.judge_epochs, batch_size=128)),
+        lambda: train_judge(real, labels, 10, JudgeSettings(args.judge_epochs, 128, 1e-3, feature_dim=64, seed=0)),
     )
     generator, _ = build_networks(PRESETS["article_dcgan"])
     generator.eval()
@@ -92,12 +93,15 @@ def main() -> int:
         times,
         lambda: torch.cat([sample_images(generator, chunk) for chunk in latent.split(1024)]),
     )
-    inputs = MetricInputs(judge, real, real, labels, generated)
+    scoring = ScoringSettings(
+        confidence_threshold=0.9, nearest_k=5, inception_score_splits=10, memorisation_samples=2000, seed=1234
+    )
+    inputs = MetricInputs(judge, real, real, labels, generated, scoring)
     for name in ("train_outputs", "validation_outputs", "generated_outputs"):
         timed(f"judge pass: {name.removesuffix('_outputs')}", times, lambda name=name: getattr(inputs, name))
     metrics: dict[str, float] = {}
-    for name, metric in METRICS.items():
-        metrics.update(timed(f"metric: {name}", times, lambda metric=metric: metric(inputs)))
+    for name in IMAGE_METRICS:
+        metrics.update(timed(f"metric: {name}", times, lambda metric=METRICS[name]: metric(inputs)))
 
     def figures() -> None:
         class_histogram_figure(*class_histograms(inputs))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from digits_quality import base_parameters
 
-from gan_pipeline.config import JudgeParams
+from gan_pipeline.config.run import validate_parameters
 from gan_pipeline.gan.judge import Judge, train_judge
 from gan_pipeline.gan.metrics import frechet_distance_of_features, judge_outputs
 from gan_pipeline.pipelines.data_ingestion.nodes import ingest_dataset
@@ -94,11 +94,11 @@ def sensitivity_table(
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    params = base_parameters()
-    splits = split_dataset(ingest_dataset(params["data_ingestion"])["raw_dataset"], params["data_processing"])
-    train, labels = (torch.as_tensor(splits["train_set"][key]) for key in ("samples", "labels"))
-    validation = torch.as_tensor(splits["validation_set"]["samples"])
-    judge = train_judge(train, labels, int(labels.max()) + 1, JudgeParams(**params["evaluation"]["judge"]))
+    params = validate_parameters(base_parameters())
+    splits = split_dataset(ingest_dataset(params.data_ingestion)["raw_dataset"], params.data_processing)
+    train, labels = torch.as_tensor(splits["train_set"].samples), torch.as_tensor(splits["train_set"].labels)
+    validation = torch.as_tensor(splits["validation_set"].samples)
+    judge = train_judge(train, labels, int(labels.max()) + 1, params.evaluation.judge.settings())
     print(f"grey level: {grey_level(train):.4g}; {len(train)} training vs {len(validation)} validation images")
     table = sensitivity_table(judge, train, validation, PERTURBATIONS)
     print(table.to_string(index=False, float_format="%.3g"))

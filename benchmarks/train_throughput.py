@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.networks import PRESETS, build_networks
+from gan_pipeline.gan.networks import build_networks
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
+from gan_pipeline.gan.settings import HealthSettings, SpeedOptions, TrainingSettings
 from gan_pipeline.gan.training import GANTrainer
 
 MNIST_TRAIN_IMAGES = 60_000
@@ -45,6 +46,30 @@ CPU_TARGET_RATIO = 0.95
 CUDA_TARGET_RATIO = 5.0
 CUDA_TARGET_EPOCH_SECONDS = 1.0
 ARCH = PRESETS["article_dcgan"]
+# The project's loop as conf/base sets it up, at the reference's batch (G makes as many fakes as it sees reals).
+PROJECT_SETTINGS = TrainingSettings(
+    loss="non_saturating",
+    gradient_penalty_weight=10.0,
+    r1_gamma=0.0,
+    discriminator_steps=1,
+    diff_augment=(),
+    epochs=1_000_000,
+    batch_size=256,
+    fakes_per_step=256,
+    generator_lr=2e-4,
+    discriminator_lr=2e-4,
+    lr_decay_start=1.0,
+    betas=(0.5, 0.999),
+    ema_decay=0.999,
+    standing_statistics_batches=0,
+    seed=0,
+    speed=SpeedOptions(precision="auto", channels_last="auto", compile="auto", cudnn_benchmark="auto"),
+    health=HealthSettings(discriminator_win_score=0.02, discriminator_win_steps=200),
+    log_every_steps=10,
+    sample_every_epochs=10,
+    num_fixed_samples=64,
+    progress_bar=False,
+)
 
 
 def synchronize(device: torch.device) -> None:
@@ -102,7 +127,7 @@ class ProjectLoop:
     """The project's own epoch loop, set up as the training node sets it up."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, device: torch.device, speed: SpeedSettings) -> None:
-        config = TrainingParams(batch_size=batch_size, epochs=1_000_000, progress_bar=False, device=device.type)
+        config = replace(PROJECT_SETTINGS, batch_size=batch_size, fakes_per_step=batch_size)
         rng = seeded_generator(0, device)
         generator, discriminator = (net.to(device) for net in build_networks(ARCH))
         self.trainer = GANTrainer(generator, discriminator, images.to(device), config, rng, speed=speed)

@@ -1,7 +1,6 @@
 """Shared fixtures: a tiny real dataset and tiny parameters, so tests run in seconds."""
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -9,21 +8,11 @@ import torch
 from kedro.framework.project import configure_project
 
 from gan_pipeline.datasets import load_dataset
+from gan_pipeline.splits import Split
 from tests.mlflow_server import running_mlflow_server
+from tests.settings import split_of
 
 configure_project("gan_pipeline")
-
-TINY_TRAINING = {
-    "epochs": 2,
-    "batch_size": 32,
-    "log_every_steps": 5,
-    "sample_every_epochs": 1,
-    "num_fixed_samples": 16,
-    "progress_bar": False,
-    "device": "cpu",
-    "checkpoint": {"every_epochs": 0},  # tests that checkpoint pass their own tmp_path directory
-}
-TINY_EVALUATION = {"judge": {"epochs": 2}, "device": "cpu", "register_model": False}
 
 
 @pytest.fixture(autouse=True)
@@ -36,19 +25,9 @@ def _single_thread_torch():
 
 
 @pytest.fixture(scope="session")
-def digits_raw() -> dict[str, Any]:
+def digits_raw() -> Split:
     raw = load_dataset("digits", {}, "data/01_raw")
-    return {"samples": raw.samples, "labels": raw.labels, "__metadata__": {"dataset": "digits"}}
-
-
-@pytest.fixture
-def tiny_training_params() -> dict[str, Any]:
-    return dict(TINY_TRAINING)
-
-
-@pytest.fixture
-def tiny_evaluation_params() -> dict[str, Any]:
-    return {key: (dict(value) if isinstance(value, dict) else value) for key, value in TINY_EVALUATION.items()}
+    return split_of(raw.samples, raw.labels, "digits", **raw.card)
 
 
 def scaled(images: np.ndarray) -> torch.Tensor:
@@ -68,9 +47,10 @@ def registered_generator(tmp_path_factory) -> tuple[str, str, str]:
     """An untrained 8x8 generator logged and registered as the challenger in a SQLite store: (uri, name, version)."""
     import mlflow
 
-    from gan_pipeline.gan.networks import PRESETS, build_networks
+    from gan_pipeline.gan.networks import build_networks
+    from gan_pipeline.gan.presets import PRESETS
     from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
-    from gan_pipeline.tracking import log_generator
+    from gan_pipeline.registry import log_generator
 
     root = tmp_path_factory.mktemp("registry")
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -3,9 +3,13 @@ from pathlib import Path
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
+from pydantic import BaseModel
 
-from gan_pipeline.config import EvaluationParams, ParameterError, TrainingParams, parse_params
-from gan_pipeline.hooks import validate_parameters
+from gan_pipeline.config.base import ParameterError, parse_params
+from gan_pipeline.config.run import SECTIONS, validate_parameters
+from gan_pipeline.config.training import TrainingParams
+from gan_pipeline.datasets import DATASETS
+from tests.settings import base_parameters, evaluation_params, merged
 
 
 @pytest.mark.parametrize(
@@ -18,7 +22,8 @@ from gan_pipeline.hooks import validate_parameters
         ),
         (
             {"training": {"batch_size": 5000}},
-            r"training\.batch_size: 5000 is larger than the training split of 'digits'",
+            r"training\.batch_size: 5000 is larger than the training data \(1437 samples\); lower it "
+            r"\(data_ingestion.dataset 'digits'\)",
         ),
         ({"data_ingestion": {"dataset": "cifar"}}, r"data_ingestion\.dataset: unknown dataset 'cifar'; allowed: \["),
         ({"training": {"loss": "magic"}}, r"training\.loss: unknown loss 'magic'; allowed"),
@@ -29,12 +34,12 @@ from gan_pipeline.hooks import validate_parameters
         ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
         ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
         (
-            {"data_ingestion": {"dataset": "grid25"}, "training": {"diff_augment": ["cutout"]}},
-            r"training\.diff_augment: \['cutout'\] augments images, but 'grid25' samples are vectors",
+            {"data_ingestion": {"dataset": "grid25"}, "training": {"diff_augment": ["cutout"], "preset": "mlp_2d"}},
+            r"training\.diff_augment: \['cutout'\] augments images .* shape \(2,\); set it to \[\]",
         ),
         (
             {"training": {"batch_size": 500, "discriminator_steps": 3}},
-            r"training\.batch_size: 500 x training\.discriminator_steps 3 is larger than the training split",
+            r"training\.batch_size: 500 x discriminator_steps 3 is larger than the training data",
         ),
         ({"training": {"device": "gpu"}}, r"training\.device: unknown device 'gpu'; allowed: auto \| cpu \| cuda"),
         ({"training": {"resume": "yes"}}, r"training\.resume: Input should be 'auto' or 'never'"),
@@ -50,12 +55,23 @@ from gan_pipeline.hooks import validate_parameters
         ({"training": {"discriminator_steps": 0}}, r"training\.discriminator_steps: Input should be greater than 0"),
         (
             {"data_ingestion": {"dataset": "image_folder", "sources": {"image_folder": {"image_size": 32}}}},
-            r"training\.preset: 'auto' cannot train on 'image_folder' samples of shape \(1, 32, 32\): no preset fits",
+            r"training\.preset: 'auto' finds no preset for samples of shape \(1, 32, 32\).* \(data_ingestion.dataset "
+            r"'image_folder'\)",
         ),
         (
             {"data_ingestion": {"dataset": "mnist"}, "training": {"preset": "digits_dcgan"}},
-            r"'digits_dcgan' cannot train on 'mnist' samples of shape \(1, 28, 28\): .*produces 8x8 images",
+            r"training\.preset: 'digits_dcgan' cannot train on samples of shape \(1, 28, 28\): .*produces 8x8 images",
         ),
+        (
+            {"training": {"architecture": {"base_size": 3}}},
+            r"training\.architecture: 'digits_dcgan' cannot train on samples of shape \(1, 8, 8\): the generator "
+            r"produces 12x12",
+        ),
+        (
+            {"data_ingestion": {"sources": {"digits": {"max_sample": 10}}}},
+            r"data_ingestion\.sources\.digits\.max_sample: Extra inputs are not permitted",
+        ),
+        ({"trainin": {"epochs": 3}}, r"trainin: unknown section; the sections are \['data_ingestion'"),
         ({"promotion": {"frechet_distance_margin": 1.5}}, r"promotion\.frechet_distance_margin: Input should be less"),
         (
             {"evaluation": {"registered_model_name": "gan-{model}"}},
@@ -65,24 +81,84 @@ from gan_pipeline.hooks import validate_parameters
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):
     with pytest.raises(ParameterError, match=message):
-        validate_parameters(params)
+        validate_parameters(merged(base_parameters(), params))
 
 
-def test_defaults_are_valid():
-    validate_parameters({})
-    assert parse_params(TrainingParams, "training", None).loss == "non_saturating"
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ParameterError) as err:
+        validate_parameters(
+            merged(base_parameters(), {"training": {"epochs": -1, "loss": "magic"}, "promotion": {"max_retries": 99}})
+        )
+    assert {problem.split(":")[0] for problem in err.value.problems} == {
+        "training.epochs",
+        "training.loss",
+        "promotion.max_retries",
+    }
+    assert "kedro run --params <key>=<value>" in str(err.value)
+
+
+def test_the_shipped_parameters_are_valid_and_every_key_is_set_in_conf_base():
+    run = validate_parameters(base_parameters())
+    assert run.training.loss == "non_saturating" and run.evaluation.model_name("mnist") == "gan-generator-mnist"
+    with pytest.raises(ParameterError, match=r"training\.epochs: missing; every key is set in conf/base"):
+        parse_params(
+            TrainingParams,
+            "training",
+            {key: value for key, value in base_parameters()["training"].items() if key != "epochs"},
+        )
+
+
+def models_of(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model`` and the models of its nested sections."""
+    nested = [field.annotation for field in model.model_fields.values()]
+    return [
+        model,
+        *(sub for kind in nested if isinstance(kind, type) and issubclass(kind, BaseModel) for sub in models_of(kind)),
+    ]
+
+
+def test_the_parameter_models_carry_no_defaults_so_conf_base_is_the_one_source_of_values():
+    for section_model in SECTIONS.values():
+        for model in models_of(section_model):
+            defaults = [name for name, field in model.model_fields.items() if not field.is_required()]
+            assert defaults == [], f"{model.__name__} has defaults for {defaults}"
+
+
+def test_where_conf_base_sets_a_source_option_it_agrees_with_the_source_default():
+    """Source options keep defaults (mirrors, checksums: data, not tunables); the YAML may only restate them."""
+    for name, options in base_parameters()["data_ingestion"]["sources"].items():
+        model = DATASETS[name].options
+        default, configured = model(), model.model_validate(options or {})
+        for key in options or {}:
+            assert getattr(configured, key) == getattr(default, key), f"data_ingestion.sources.{name}.{key}"
 
 
 def test_the_registered_model_name_is_one_per_dataset():
-    assert parse_params(EvaluationParams, "evaluation", None).model_name("mnist") == "gan-generator-mnist"
+    assert evaluation_params().model_name("mnist") == "gan-generator-mnist"
 
 
 def test_the_shipped_training_parameters_parse_and_override_from_the_command_line_as_strings():
     shipped = yaml.safe_load((Path(__file__).parents[1] / "conf/base/parameters_training.yml").read_text())
     config = parse_params(TrainingParams, "training", shipped["training"])
     assert config.speed.compile == "auto" and config.resume == "auto" and config.checkpoint.every_epochs == 10
-    overridden = parse_params(TrainingParams, "training", {"speed": {"compile": "false"}, "diff_augment": ["color"]})
+    overridden = parse_params(
+        TrainingParams,
+        "training",
+        merged(shipped["training"], {"speed": {"compile": "false"}, "diff_augment": ["color"]}),
+    )
     assert overridden.speed.compile is False and overridden.diff_augment == ("color",)
+
+
+def test_training_parameters_build_the_core_settings_and_the_trajectory_a_checkpoint_must_match():
+    config = parse_params(
+        TrainingParams, "training", merged(base_parameters()["training"], {"generated_batch_size": None})
+    )
+    settings = config.settings()
+    assert settings.fakes_per_step == config.batch_size  # null: as many as the real batch
+    assert settings.speed.precision == config.speed.precision and settings.health.discriminator_win_steps == 200
+    trajectory = config.trajectory(world_size=2, device_type="cpu")
+    assert trajectory["epochs"] == config.epochs and (trajectory["world_size"], trajectory["device_type"]) == (2, "cpu")
+    assert not {"device", "speed", "resume", "checkpoint", "health", "progress_bar"} & set(trajectory)
 
 
 @pytest.mark.filterwarnings("ignore:register_new_resolver:UserWarning")  # upstream omegaconf deprecation
@@ -93,9 +169,8 @@ def test_the_stabilised_grid25_environment_validates_on_top_of_base():
         default_run_env="grid25_stabilised",
         merge_strategy={"parameters": "soft"},
     )
-    params = loader["parameters"]
-    validate_parameters(params)
-    training = parse_params(TrainingParams, "training", params["training"])
-    assert params["data_ingestion"]["dataset"] == "grid25" and training.preset == "mlp_2d"
+    run = validate_parameters(loader["parameters"])
+    training = run.training
+    assert run.data_ingestion.dataset == "grid25" and training.preset == "mlp_2d"
     assert (training.loss, training.r1_gamma, training.ema_decay) == ("non_saturating", 1.0, 0.999)
     assert training.speed.compile == "auto"  # keys the environment leaves alone come from base

@@ -27,7 +27,11 @@ NOT_SHAPING_OUTPUTS = {
     "training.distributed_backend",
 }
 # Package markers holding no code that shapes outputs (a docstring, the version string).
-CODE_WITHOUT_EFFECT = {"src/gan_pipeline/__init__.py", "src/gan_pipeline/pipelines/__init__.py"}
+CODE_WITHOUT_EFFECT = {
+    "src/gan_pipeline/__init__.py",
+    "src/gan_pipeline/pipelines/__init__.py",
+    "src/gan_pipeline/config/__init__.py",
+}
 
 
 def catalog_path(entry: dict[str, Any]) -> str | None:

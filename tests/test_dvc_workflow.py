@@ -170,6 +170,20 @@ def second_repro(first_repro, workspace) -> tuple[subprocess.CompletedProcess, d
 
 
 @pytest.fixture(scope="module")
+def code_edits(second_repro, workspace) -> dict[str, set[str]]:
+    """The stages `dvc status` reports after a comment is appended to one module, each edit undone after."""
+    changed = {}
+    for module in ("promotion.py", "registry.py", "tracking.py", "gan/metrics.py", "datasets/image_folder.py"):
+        path = workspace.cwd / "src" / "gan_pipeline" / module
+        original = path.read_text()
+        path.write_text(original + "# an edit that changes no behaviour\n")
+        changed[module] = set(workspace.dvc_json("status"))
+        path.write_text(original)
+    assert workspace.dvc_json("status") == {}
+    return changed
+
+
+@pytest.fixture(scope="module")
 def hidden_override(second_repro, workspace) -> dict[str, Any]:
     """A conf/local override of a tracked parameter while DVC runs the training stage (DVC sets DVC_STAGE)."""
     local = workspace.cwd / "conf" / "local" / "parameters.yml"
@@ -269,6 +283,14 @@ def test_the_model_has_one_mlflow_run_that_names_its_data_version(first_repro, w
     assert "evaluation/metrics.json" in artifacts
     record = json.loads((workspace.cwd / "data" / "06_models" / "training_run.json").read_text())
     assert record["run_id"] == run.info.run_id
+
+
+def test_editing_a_module_leaves_dvc_status_reporting_only_the_stages_that_use_it(code_edits):
+    assert code_edits["promotion.py"] == {"promotion"}  # the gate's rule: no retraining, no re-evaluation
+    assert code_edits["registry.py"] == {"evaluation", "promotion"}  # registration and the gate's registry I/O
+    assert code_edits["tracking.py"] == {"training", "evaluation", "promotion"}  # the active run, in every stage
+    assert code_edits["gan/metrics.py"] == {"evaluation"}
+    assert code_edits["datasets/image_folder.py"] == {"data_ingestion"}
 
 
 def test_a_parameter_override_dvc_cannot_see_stops_the_stage_before_any_work(hidden_override):

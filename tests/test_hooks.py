@@ -3,15 +3,16 @@
 import mlflow
 import pytest
 from dvc_data.hashfile.hash import file_md5
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from gan_pipeline.hooks import project_pipelines, run_for_earlier_model, upstream_pipelines
+from gan_pipeline.hooks import configured_sections, training_run_evaluated
 from gan_pipeline.io import JSONDataset
-from gan_pipeline.pipeline_registry import register_pipelines
+from gan_pipeline.pipeline_registry import register_pipelines, stage_pipelines, upstream_pipelines
+from gan_pipeline.tracking import logged_form, select_run
 from gan_pipeline.versioning import dvc_file_hash, parameters_hidden_from_dvc
-from tests.conftest import TINY_EVALUATION
+from tests.settings import TINY_EVALUATION, base_parameters, merged
 
 EXPERIMENT = "hooks-test"
 
@@ -36,51 +37,54 @@ def training_run(tracking_store):
     return run
 
 
-def evaluation_catalog(tmp_path, run_id: str | None, confidence_threshold: float = 0.9) -> DataCatalog:
-    record = JSONDataset(str(tmp_path / "training_run.json"))
-    if run_id is not None:
-        record.save({"run_id": run_id})
-    params = {**TINY_EVALUATION, "confidence_threshold": confidence_threshold}
-    return DataCatalog({"training_run": record, "params:evaluation": MemoryDataset(params)})
+def evaluation_params(confidence_threshold: float = 0.9) -> dict[str, str]:
+    """What the evaluation pipeline logs, as configured."""
+    configured = merged(
+        base_parameters(), {"evaluation": {**TINY_EVALUATION, "confidence_threshold": confidence_threshold}}
+    )
+    return logged_form(configured_sections(register_pipelines()["evaluation"], configured))
 
 
-def test_an_evaluation_logs_into_the_run_that_trained_its_model(training_run, tmp_path):
-    catalog = evaluation_catalog(tmp_path, training_run.info.run_id)
-    run = run_for_earlier_model(register_pipelines()["evaluation"], catalog, EXPERIMENT)
+def test_an_evaluation_logs_into_the_run_that_trained_its_model(training_run):
+    run = select_run(EXPERIMENT, evaluation_params(), trained_in=training_run.info.run_id)
     assert run.info.run_id == training_run.info.run_id
 
 
-def test_a_pipeline_that_trains_its_own_model_starts_a_new_run(training_run, tmp_path):
-    catalog = evaluation_catalog(tmp_path, training_run.info.run_id)
-    assert run_for_earlier_model(register_pipelines()["__default__"], catalog, EXPERIMENT) is None
+def test_only_a_pipeline_that_evaluates_an_earlier_model_continues_the_run_recorded_beside_it(tmp_path):
+    record = JSONDataset(str(tmp_path / "training_run.json"))
+    catalog = DataCatalog({"training_run": record})
+    pipelines = register_pipelines()
+    assert training_run_evaluated(pipelines["evaluation"], catalog) is None  # no record yet
+    record.save({"run_id": "abc"})
+    assert training_run_evaluated(pipelines["evaluation"], catalog) == "abc"
+    assert training_run_evaluated(pipelines["__default__"], catalog) is None  # trains its own
 
 
-def test_without_a_recorded_training_run_the_evaluation_starts_a_new_run(tracking_store, tmp_path):
-    catalog = evaluation_catalog(tmp_path, run_id=None)
-    assert run_for_earlier_model(register_pipelines()["evaluation"], catalog, EXPERIMENT) is None
+def test_the_params_an_evaluation_compares_are_its_own_section_as_configured():
+    logged = evaluation_params()
+    assert logged["evaluation.confidence_threshold"] == "0.9" and logged["evaluation.judge.epochs"] == "2"
+    assert {key.split(".")[0] for key in logged} == {"evaluation"}
 
 
-def test_changed_evaluation_parameters_go_into_a_child_of_the_training_run(training_run, tracking_store, tmp_path):
+def test_changed_evaluation_parameters_go_into_a_child_of_the_training_run(training_run, tracking_store):
     """MLflow refuses to change a logged param, so a re-evaluation with new settings cannot share the run."""
-    catalog = evaluation_catalog(tmp_path, training_run.info.run_id, confidence_threshold=0.8)
-    child = run_for_earlier_model(register_pipelines()["evaluation"], catalog, EXPERIMENT)
+    child = select_run(EXPERIMENT, evaluation_params(confidence_threshold=0.8), trained_in=training_run.info.run_id)
     assert child.info.run_id != training_run.info.run_id
     assert child.data.tags[MLFLOW_PARENT_RUN_ID] == training_run.info.run_id
     assert child.data.tags["training_run_id"] == training_run.info.run_id
     assert child.info.experiment_id == training_run.info.experiment_id
 
 
-def test_a_training_run_missing_from_the_store_gives_a_new_run_that_names_it(tracking_store, tmp_path):
+def test_a_training_run_missing_from_the_store_gives_a_new_run_that_names_it(tracking_store):
     """A clone that pulled the model with DVC but has its own MLflow store."""
-    catalog = evaluation_catalog(tmp_path, "0123456789abcdef0123456789abcdef")
-    run = run_for_earlier_model(register_pipelines()["evaluation"], catalog, EXPERIMENT)
+    run = select_run(EXPERIMENT, evaluation_params(), trained_in="0123456789abcdef0123456789abcdef")
     assert run.data.tags["training_run_id"] == "0123456789abcdef0123456789abcdef"
     assert MLFLOW_PARENT_RUN_ID not in run.data.tags
     assert tracking_store.get_experiment(run.info.experiment_id).name == EXPERIMENT
 
 
 def test_the_stages_upstream_of_a_pipeline_are_found_through_the_data_they_pass():
-    pipelines = project_pipelines()
+    pipelines = stage_pipelines()
     assert set(pipelines) == set(register_pipelines()) - {"__default__"}
     assert upstream_pipelines(pipelines["data_ingestion"], pipelines) == []
     assert set(upstream_pipelines(pipelines["training"], pipelines)) == {"data_processing", "data_ingestion"}
@@ -107,11 +111,10 @@ def test_the_data_version_is_the_hash_dvc_records(tmp_path):
     assert dvc_file_hash(path) == file_md5(str(path))
 
 
-def test_a_training_run_from_another_experiment_gives_a_new_run_in_this_one(tracking_store, tmp_path):
+def test_a_training_run_from_another_experiment_gives_a_new_run_in_this_one(tracking_store):
     """MLflow cannot resume a run outside the active experiment, e.g. after mlflow.yml renamed it."""
     elsewhere = tracking_store.create_experiment("renamed-since")
     old_run = tracking_store.create_run(elsewhere)
-    catalog = evaluation_catalog(tmp_path, old_run.info.run_id)
-    run = run_for_earlier_model(register_pipelines()["evaluation"], catalog, EXPERIMENT)
+    run = select_run(EXPERIMENT, evaluation_params(), trained_in=old_run.info.run_id)
     assert run.data.tags["training_run_id"] == old_run.info.run_id
     assert tracking_store.get_experiment(run.info.experiment_id).name == EXPERIMENT

@@ -1,6 +1,7 @@
 """The judge-sensitivity benchmark scores known damage to real images: none is the floor, more is worse."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,23 +19,21 @@ from judge_sensitivity import (
     strokes_only,
 )
 
-from gan_pipeline.config import JudgeParams
 from gan_pipeline.gan.judge import train_judge
-from gan_pipeline.pipelines.data_ingestion.nodes import ingest_dataset
 from gan_pipeline.pipelines.data_processing.nodes import split_dataset
+from tests.settings import JUDGE_SETTINGS, processing_params
 
 
 @pytest.fixture(scope="module")
-def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    raw = ingest_dataset({"dataset": "digits"})["raw_dataset"]
-    splits = split_dataset(raw, {"validation_fraction": 0.2, "seed": 0})
-    train, labels = (torch.as_tensor(splits["train_set"][key]) for key in ("samples", "labels"))
-    return train, labels, torch.as_tensor(splits["validation_set"]["samples"])
+def digits_split(digits_raw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    splits = split_dataset(digits_raw, processing_params())
+    train, labels = torch.as_tensor(splits["train_set"].samples), torch.as_tensor(splits["train_set"].labels)
+    return train, labels, torch.as_tensor(splits["validation_set"].samples)
 
 
 def test_the_floor_scores_one_and_more_noise_scores_more(digits_split):
     train, labels, validation = digits_split
-    judge = train_judge(train, labels, 10, JudgeParams(epochs=3))
+    judge = train_judge(train, labels, 10, replace(JUDGE_SETTINGS, epochs=3))
     noise = {"a little": gaussian(0.05), "more": gaussian(0.2), "dim": dimmer(0.9)}
     table = sensitivity_table(judge, train, validation, noise).set_index("perturbation").ratio
     assert table["none (the floor)"] == 1.0

@@ -9,8 +9,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from gan_pipeline.console import cli
-from gan_pipeline.promotion import PromotionRefused
-from gan_pipeline.registry import run_gate
+from gan_pipeline.promotion import Decision, PromotionRefused, run_gate
 from tests.mlflow_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -44,6 +43,11 @@ def register(client: MlflowClient, name: str, metrics: dict[str, float], **tags:
     return str(version)
 
 
+def gate(tracking_uri: str, name: str, timeout_s: int = 10, max_retries: int = 2) -> Decision:
+    """The gate on the challenger with the project's default margin, against ``tracking_uri``."""
+    return run_gate(name, None, 0.02, tracking_uri=tracking_uri, timeout_s=timeout_s, max_retries=max_retries)
+
+
 def registry_state(client: MlflowClient, name: str) -> dict:
     versions = client.search_model_versions(f"name='{name}'")
     return {
@@ -54,10 +58,10 @@ def registry_state(client: MlflowClient, name: str) -> dict:
 
 def test_the_first_version_becomes_champion_and_a_better_one_takes_the_alias(client, name, mlflow_server):
     first = register(client, name, {"frechet_distance": 10.0, "classes_covered": 10})
-    assert run_gate(mlflow_server, name, None, 0.02).outcome == "first_champion"
+    assert gate(mlflow_server, name).outcome == "first_champion"
     second = register(client, name, {"frechet_distance": 8.0, "classes_covered": 10})
 
-    decision = run_gate(mlflow_server, name, None, 0.02)
+    decision = gate(mlflow_server, name)
 
     assert decision.outcome == "promoted"
     assert client.get_registered_model(name).aliases == {"champion": second, "challenger": second}
@@ -76,10 +80,10 @@ def test_the_first_version_becomes_champion_and_a_better_one_takes_the_alias(cli
 
 def test_a_worse_challenger_leaves_the_champion_where_it_was(client, name, mlflow_server):
     first = register(client, name, {"frechet_distance": 10.0, "classes_covered": 10})
-    run_gate(mlflow_server, name, None, 0.02)
+    gate(mlflow_server, name)
     second = register(client, name, {"frechet_distance": 9.9, "classes_covered": 10})
 
-    decision = run_gate(mlflow_server, name, None, 0.02)
+    decision = gate(mlflow_server, name)
 
     assert decision.outcome == "kept"
     assert client.get_registered_model(name).aliases == {"champion": first, "challenger": second}
@@ -103,7 +107,7 @@ def test_the_gate_refuses_and_leaves_the_registry_unchanged(
     before = registry_state(client, name)
 
     with pytest.raises(PromotionRefused, match=message):
-        run_gate(mlflow_server, name, None, 0.02)
+        gate(mlflow_server, name)
 
     assert registry_state(client, name) == before
 
@@ -111,7 +115,7 @@ def test_the_gate_refuses_and_leaves_the_registry_unchanged(
 def test_the_gate_gives_up_on_a_refused_connection_with_a_clear_message():
     started = time.monotonic()
     with pytest.raises(PromotionRefused, match=r"could not read the model registry at http://127\.0\.0\.1"):
-        run_gate(f"http://127.0.0.1:{free_port()}", "any", None, 0.02, timeout_s=1, max_retries=1)
+        gate(f"http://127.0.0.1:{free_port()}", "any", timeout_s=1, max_retries=1)
     assert time.monotonic() - started < 30
 
 
@@ -121,8 +125,8 @@ def test_the_gate_times_out_on_a_server_that_never_answers():
         silent.listen(8)
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
         started = time.monotonic()
-        with pytest.raises(PromotionRefused, match=r"waited at most 1 s per request, 1 retries.*timeout"):
-            run_gate(uri, "any", None, 0.02, timeout_s=1, max_retries=1)
+        with pytest.raises(PromotionRefused, match=r"(?s)timeout.*each request waited at most 1 s, 1 retries"):
+            gate(uri, "any", timeout_s=1, max_retries=1)
         assert time.monotonic() - started < 30
 
 

@@ -7,9 +7,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gan_pipeline.config import TrainingParams, flatten_params
-from gan_pipeline.gan.checkpoints import CheckpointRecord, trajectory_settings
-from gan_pipeline.tracking import StepMetricsLogger, resumable_run_id, system_metrics_logged
+from gan_pipeline.config.base import flatten_params
+from gan_pipeline.gan.checkpoints import CheckpointRecord
+from gan_pipeline.tracking import StepMetricsLogger, logged_form, resumable_run, select_run, system_metrics_logged
+from tests.settings import training_params
 
 PARAMS = {"training": {"epochs": 2, "betas": [0.5, 0.999], "speed": {"compile": "auto"}}, "evaluation": {"seed": 1}}
 
@@ -31,9 +32,12 @@ def _interrupted_run(params: dict) -> str:
     return run.info.run_id
 
 
+def _trajectory(epochs: int = 2) -> dict:
+    return training_params(epochs=epochs).trajectory(1, "cpu")
+
+
 def _record(run_id: str, completed: bool = False) -> CheckpointRecord:
-    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
-    return CheckpointRecord("x.safetensors", 1, 10, completed, trajectory, "data", run_id)
+    return CheckpointRecord("x.safetensors", 1, 10, completed, _trajectory(), "data", run_id)
 
 
 def test_params_are_flattened_as_kedro_mlflow_logs_them():
@@ -47,22 +51,21 @@ def test_params_are_flattened_as_kedro_mlflow_logs_them():
 
 def test_an_unfinished_checkpoint_resumes_into_its_mlflow_run(tracking):
     run_id = _interrupted_run(PARAMS)
-    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
-    assert resumable_run_id(_record(run_id), trajectory, PARAMS) == run_id
-    assert resumable_run_id(_record(run_id, completed=True), trajectory, PARAMS) is None
-    assert resumable_run_id(None, trajectory, PARAMS) is None
-    other_training = trajectory_settings(TrainingParams(epochs=3), 1, "cpu")
-    assert resumable_run_id(_record(run_id), other_training, PARAMS) is None
+    logged = logged_form(PARAMS)
+    assert resumable_run(_record(run_id), _trajectory(), logged).info.run_id == run_id
+    assert select_run("unused", logged, interrupted=(_record(run_id), _trajectory())).info.run_id == run_id
+    assert resumable_run(_record(run_id, completed=True), _trajectory(), logged) is None
+    assert select_run("unused", logged) is None  # nothing to resume, no earlier model: a new run
+    assert resumable_run(_record(run_id), _trajectory(epochs=3), logged) is None
 
 
 def test_a_rerun_whose_parameters_mlflow_cannot_change_gets_a_new_run(tracking, caplog):
     run_id = _interrupted_run(PARAMS)
-    trajectory = trajectory_settings(TrainingParams(epochs=2), 1, "cpu")
-    changed = {**PARAMS, "evaluation": {"seed": 2}}
-    assert resumable_run_id(_record(run_id), trajectory, changed) is None
+    changed = logged_form({**PARAMS, "evaluation": {"seed": 2}})
+    assert resumable_run(_record(run_id), _trajectory(), changed) is None
     assert "['evaluation.seed'] differ" in caplog.text
     tracking.delete_run(run_id)
-    assert resumable_run_id(_record(run_id), trajectory, PARAMS) is None
+    assert resumable_run(_record(run_id), _trajectory(), logged_form(PARAMS)) is None
 
 
 def test_the_step_logger_logs_each_step_once_across_a_resume(tracking):

@@ -1,10 +1,12 @@
 """The ``gan-pipeline`` command: run the pipeline, generate from a registered model, promote, compare runs.
 
-Not named ``cli.py``: Kedro would load a ``cli.py`` in the package as the project's ``kedro`` commands.
+Not ``cli.py``, which holds the project's ``kedro`` commands. A mistake (a missing model, an unreadable
+registry) is reported as one message; ``--verbose`` (or ``GAN_PIPELINE_TRACEBACK=1``) adds the traceback.
 """
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,19 @@ import numpy as np
 import torch
 
 from gan_pipeline import __version__
-from gan_pipeline.config import PromotionParams
+from gan_pipeline.config.base import base_section, parameters_file, parse_params
+from gan_pipeline.config.promotion import PromotionParams
+from gan_pipeline.errors import TRACEBACK_VARIABLE, reported_user_errors
+from gan_pipeline.gan.files import atomic_path
 from gan_pipeline.gan.images import make_grid
-from gan_pipeline.io import atomic_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's default store, as in conf/base/mlflow.yml
-PROMOTION_DEFAULTS = PromotionParams()
+
+
+@functools.cache
+def promotion_defaults() -> PromotionParams:
+    """The gate's settings as the project sets them: the defaults of the options that talk to MLflow."""
+    return parse_params(PromotionParams, "promotion", base_section("promotion"))
 
 
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,23 +45,23 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--timeout",
         "timeout_s",
         type=click.IntRange(1),
-        default=PROMOTION_DEFAULTS.request_timeout_s,
-        show_default=True,
+        default=lambda: promotion_defaults().request_timeout_s,
+        show_default="promotion.request_timeout_s",
         help="Seconds one request to the tracking server may take.",
     )
     @click.option(
         "--retries",
         "max_retries",
         type=click.IntRange(0, 10),
-        default=PROMOTION_DEFAULTS.max_retries,
-        show_default=True,
+        default=lambda: promotion_defaults().max_retries,
+        show_default="promotion.max_retries",
         help="Retries per request before giving up.",
     )
     @functools.wraps(command)
     def with_connection(*args: Any, tracking_uri: str, timeout_s: int, max_retries: int, **kwargs: Any) -> Any:
         import mlflow
 
-        from gan_pipeline.registry import bounded_http
+        from gan_pipeline.tracking import bounded_http
 
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(tracking_uri)
@@ -65,8 +74,28 @@ def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return with_connection
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ReportingGroup(click.Group):
+    """Commands whose user errors end as one message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported_user_errors():
+            return super().invoke(ctx)
+
+
+def _show_tracebacks(context: click.Context, option: click.Parameter, verbose: bool) -> None:
+    if verbose:
+        os.environ[TRACEBACK_VARIABLE] = "1"
+
+
+@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gan-pipeline")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=_show_tracebacks,
+    help=f"Show the traceback of errors in the input or configuration too (as {TRACEBACK_VARIABLE}=1 does).",
+)
 def cli() -> None:
     """Reproducible, tracked GAN training: run the pipeline, use and promote its registered generators."""
 
@@ -158,8 +187,8 @@ def generate(
 @click.option(
     "--margin",
     type=click.FloatRange(0, 1, max_open=True),
-    default=PROMOTION_DEFAULTS.frechet_distance_margin,
-    show_default=True,
+    default=lambda: promotion_defaults().frechet_distance_margin,
+    show_default="promotion.frechet_distance_margin",
     help="Fraction by which the challenger's frechet_distance must undercut the champion's.",
 )
 @click.option("--force", is_flag=True, help="Move the champion alias without comparing (recorded as 'forced').")
@@ -168,12 +197,11 @@ def promote(
     name: str, version: str | None, margin: float, force: bool, tracking_uri: str, timeout_s: int, max_retries: int
 ) -> None:
     """Run the promotion gate by hand: compare a version with the champion and move the alias if it wins."""
-    from gan_pipeline.promotion import PromotionRefused
-    from gan_pipeline.registry import run_gate
+    from gan_pipeline.promotion import PromotionRefused, run_gate
 
     try:
         decision = run_gate(
-            tracking_uri, name, version, margin, force=force, timeout_s=timeout_s, max_retries=max_retries
+            name, version, margin, tracking_uri=tracking_uri, force=force, timeout_s=timeout_s, max_retries=max_retries
         )
     except PromotionRefused as err:
         raise click.ClickException(f"promotion refused, registry unchanged: {err}") from None
@@ -213,7 +241,7 @@ def compare(
 def parse_override(value: str) -> tuple[str, str]:
     key, sep, setting = value.partition("=")
     section = key.split(".", 1)[0]
-    if not sep or "." not in key or not (Path("conf/base") / f"parameters_{section}.yml").exists():
+    if not sep or "." not in key or not parameters_file(section).exists():
         raise click.BadParameter(
             f"{value!r}: expected <pipeline>.<key>=<value> with a conf/base/parameters_<pipeline>.yml, "
             "e.g. training.epochs=5",

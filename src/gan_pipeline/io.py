@@ -5,17 +5,30 @@ either sees the previous complete file or the new complete file.
 """
 
 import json
+import logging
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import AbstractDataset, CatalogProtocol, DatasetError, MemoryDataset
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from gan_pipeline.gan.files import atomic_path
+from gan_pipeline.errors import UserError
+from gan_pipeline.gan.files import TensorFile, atomic_path
+from gan_pipeline.splits import Split
+
+
+class MissingInputError(UserError, DatasetError):
+    """A file a pipeline reads is not there: the stage that writes it has not run."""
+
+
+class UnreadableFileError(UserError, DatasetError):
+    """A file is there but cannot be read as what the catalog says it is."""
 
 
 def sort_safetensors_header(path: Path) -> None:
@@ -54,44 +67,73 @@ class _LocalFileDataset(AbstractDataset):
 
     def _require_file(self) -> Path:
         if not self._filepath.is_file():
-            raise DatasetError(
+            raise MissingInputError(
                 f"{self._filepath} does not exist; run the pipeline that produces it first (`kedro run` or `dvc repro`)"
             )
         return self._filepath
 
 
+def read_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's header metadata alone, without reading its arrays."""
+    try:
+        with safe_open(path, framework="np") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise UnreadableFileError(
+            f"{path} is not a readable safetensors file ({err}); delete it and rerun the stage that writes it"
+        ) from err
+
+
+def read_tensors(path: Path) -> TensorFile:
+    try:
+        with safe_open(path, framework="np") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
+        raise UnreadableFileError(
+            f"{path} is not a readable safetensors file ({err}); delete it and rerun the stage that writes it"
+        ) from err
+    return TensorFile(arrays, metadata)
+
+
+def write_tensors(tensors: TensorFile, target: Path) -> None:
+    """Atomically, with a sorted header: the same arrays and metadata always give the same bytes."""
+    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.arrays.items()}
+    with atomic_path(target) as tmp:
+        save_file(arrays, tmp, metadata=dict(tensors.metadata))
+        sort_safetensors_header(tmp)
+
+
 class TensorsDataset(_LocalFileDataset):
-    """A dict of numpy arrays in safetensors, plus string metadata stored in the file header.
+    """Network weights (or any named arrays) in safetensors, with string metadata in the file header.
 
     The same arrays and metadata always give the same bytes, so DVC sees an unchanged output as unchanged.
 
-    With ``missing_ok`` an absent file loads as ``{}``: for caches that a node may reuse.
+    With ``missing_ok`` an absent file loads as ``None``: for caches that a node may reuse.
     """
 
     def __init__(self, filepath: str, missing_ok: bool = False, metadata: dict[str, Any] | None = None) -> None:
         super().__init__(filepath, metadata)
         self._missing_ok = missing_ok
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> TensorFile | None:
         if self._missing_ok and not self._filepath.exists():
-            return {}
-        path = self._require_file()
-        try:
-            with safe_open(path, framework="np") as handle:
-                header = handle.metadata() or {}
-                arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as err:
-            raise DatasetError(
-                f"{path} is not a readable safetensors file ({err}); delete it and rerun the stage that writes it"
-            ) from err
-        return {**arrays, "__metadata__": header}
+            return None
+        return read_tensors(self._require_file())
 
-    def save(self, data: dict[str, Any]) -> None:
-        metadata = dict(data.get("__metadata__", {}))
-        arrays = {k: np.ascontiguousarray(v) for k, v in data.items() if k != "__metadata__"}
-        with atomic_path(self._filepath) as tmp:
-            save_file(arrays, tmp, metadata=metadata)
-            sort_safetensors_header(tmp)
+    def save(self, data: TensorFile) -> None:
+        write_tensors(data, self._filepath)
+
+
+class SplitDataset(_LocalFileDataset):
+    """A dataset split (samples, labels and the record of what they are) in one safetensors file."""
+
+    def load(self) -> Split:
+        path = self._require_file()
+        return Split.from_tensors(read_tensors(path), str(path))
+
+    def save(self, data: Split) -> None:
+        write_tensors(data.to_tensors(), self._filepath)
 
 
 class TableDataset(_LocalFileDataset):
@@ -152,3 +194,23 @@ class InMemoryOutput(AbstractDataset):
 
     def save(self, data: Any) -> None:
         self._saved[:] = [data]
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    quieted = logging.getLogger(logger_name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
+
+
+def keep_outputs_in_memory(catalog: CatalogProtocol) -> None:
+    """Off the main torchrun process: every dataset keeps its saves in memory and writes nothing."""
+    with _quiet("kedro.io.data_catalog"):  # one "Replacing dataset" notice per entry otherwise
+        for name in list(catalog):
+            dataset = catalog[name]
+            if not isinstance(dataset, MemoryDataset | InMemoryOutput):
+                catalog[name] = InMemoryOutput(dataset)

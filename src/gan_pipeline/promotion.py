@@ -1,47 +1,45 @@
-"""The promotion rule: does a challenger generator replace the champion? Plain data in, decision out.
+"""The promotion gate: does a challenger generator replace its dataset's champion?
 
-The registry side (reading versions, moving aliases, recording decisions) is in ``registry.py``;
-this module only compares numbers, so the rule is tested without a server.
+``decide`` is the rule: plain data in, decision out, tested without a server. ``run_gate`` reads
+the two versions through ``registry.py``, applies the rule, and records the decision there. It
+reads everything first and writes only after deciding, so a refusal leaves the registry as it was.
 """
 
 from dataclasses import dataclass
 from typing import Literal
 
+from gan_pipeline.errors import UserError
+from gan_pipeline.registry import (
+    COMPARABLE_ON,
+    RESCORED_PREFIX,
+    RESCORED_VERSION_TAG,
+    Candidate,
+    RegistryError,
+    Verdict,
+    read_candidates,
+    record_decision,
+    registry_client,
+)
+from gan_pipeline.tracking import bounded_http
+
 FRECHET_DISTANCE, CLASSES_COVERED = "frechet_distance", "classes_covered"
 GATE_METRICS = (FRECHET_DISTANCE, CLASSES_COVERED)
-# Version tags that must match for two generators' metrics to be comparable: the same data, scored
-# by the same judge (its fingerprint covers the training split and the judge's parameters), on
-# as many generated samples (the Frechet distance is biased by sample count).
-COMPARABLE_ON = ("dataset", "judge_fingerprint", "num_generated")
-# When new data changes the judge, the challenger's evaluation scores the champion's generator again
-# with the new judge, on the same data and sample count: it logs the champion's metrics under this
-# prefix and names the version it scored in this tag. The gate compares those numbers instead.
-RESCORED_PREFIX, RESCORED_VERSION_TAG = "champion.", "rescored_champion_version"
 
 Outcome = Literal["first_champion", "promoted", "kept", "forced"]
 
 
-class PromotionRefused(RuntimeError):
+class PromotionRefused(UserError, RuntimeError):
     """The gate cannot compare the two generators; nothing in the registry was changed."""
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A registered model version with its run's metrics and its own tags."""
-
-    version: str
-    run_id: str
-    metrics: dict[str, float]
-    tags: dict[str, str]
-
-    def gate_metric(self, role: str, name: str) -> float:
-        if name not in self.metrics:
-            raise PromotionRefused(
-                f"the {role} (version {self.version}, run {self.run_id}) has no metric {name!r}: it was not "
-                f"evaluated by this pipeline's evaluation stage; evaluate it again or move the champion "
-                f"alias by hand (`gan-pipeline promote --force`)"
-            )
-        return self.metrics[name]
+def gate_metric(candidate: Candidate, role: str, name: str) -> float:
+    if name not in candidate.metrics:
+        raise PromotionRefused(
+            f"the {role} (version {candidate.version}, run {candidate.run_id}) has no metric {name!r}: it was not "
+            f"evaluated by this pipeline's evaluation stage; evaluate it again or move the champion "
+            f"alias by hand (`gan-pipeline promote --force`)"
+        )
+    return candidate.metrics[name]
 
 
 @dataclass(frozen=True)
@@ -101,8 +99,8 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
         raise PromotionRefused(f"version {challenger.version} already holds the champion alias")
     if force:
         return Decision("forced", challenger, champion, margin, f"forced by hand over {_describe(champion)}")
-    distance = challenger.gate_metric("challenger", FRECHET_DISTANCE)
-    covered = challenger.gate_metric("challenger", CLASSES_COVERED)
+    distance = gate_metric(challenger, "challenger", FRECHET_DISTANCE)
+    covered = gate_metric(challenger, "challenger", CLASSES_COVERED)
     if champion is None:
         reason = f"first champion: frechet_distance {distance:.4g}, classes_covered {covered:g}"
         return Decision("first_champion", challenger, None, margin, reason)
@@ -110,8 +108,8 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
     scored_by = " (rescored by this evaluation's judge)" if rescored is not champion else ""
     champion = rescored
     check_comparable(challenger, champion)
-    champion_distance = champion.gate_metric("champion", FRECHET_DISTANCE)
-    champion_covered = champion.gate_metric("champion", CLASSES_COVERED)
+    champion_distance = gate_metric(champion, "champion", FRECHET_DISTANCE)
+    champion_covered = gate_metric(champion, "champion", CLASSES_COVERED)
     required = champion_distance * (1 - margin)
     closer, covers = distance < required, covered >= champion_covered
     numbers = (
@@ -129,3 +127,50 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
 
 def _describe(champion: Candidate | None) -> str:
     return "no earlier champion" if champion is None else f"version {champion.version}"
+
+
+def verdict(decision: Decision) -> Verdict:
+    """What the challenger version records: the outcome and the numbers it was judged on."""
+    tags = {"promotion.margin": f"{decision.margin:g}"}
+    for metric in GATE_METRICS:
+        if metric in decision.challenger.metrics:
+            tags[f"promotion.{metric}"] = f"{decision.challenger.metrics[metric]:.6g}"
+        if decision.champion is not None and metric in decision.champion.metrics:
+            tags[f"promotion.champion_{metric}"] = f"{decision.champion.metrics[metric]:.6g}"
+    if decision.champion is not None:
+        tags["promotion.compared_with_version"] = decision.champion.version
+        if decision.challenger.tags.get(RESCORED_VERSION_TAG) == decision.champion.version:
+            tags["promotion.champion_rescored"] = "true"
+    if decision.required_frechet_distance is not None:
+        tags["promotion.required_frechet_distance"] = f"{decision.required_frechet_distance:.6g}"
+    return Verdict(decision.outcome, decision.moves_champion, decision.reason, tags)
+
+
+def run_gate(
+    name: str,
+    version: str | None,
+    margin: float,
+    *,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    force: bool = False,
+    timeout_s: int,
+    max_retries: int,
+) -> Decision:
+    """Compare ``version`` (default: the challenger) of ``name`` with its champion and act on it.
+
+    ``tracking_uri`` and ``registry_uri`` default to the ones this process logs to. Raises
+    ``PromotionRefused`` with the reason, having changed nothing, when the registry cannot be read
+    or the two versions cannot be compared.
+    """
+    client = registry_client(tracking_uri, registry_uri)
+    with bounded_http(timeout_s, max_retries):
+        try:
+            challenger, champion = read_candidates(client, name, version)
+        except RegistryError as err:
+            raise PromotionRefused(
+                f"{err} (each request waited at most {timeout_s} s, {max_retries} retries)"
+            ) from None
+        decision = decide(challenger, champion, margin, force=force)
+        record_decision(client, name, decision.challenger, decision.champion, verdict(decision))
+    return decision

@@ -1,53 +1,176 @@
-"""The MLflow model registry: evaluated generators become challengers; the gate moves the champion.
+"""The MLflow model registry: registered generator versions, their aliases, and what they record.
 
-One registered model per dataset (``evaluation.registered_model_name`` has a ``{dataset}``
-placeholder), so ``models:/gan-generator-digits@champion`` is always a digits generator. The gate
-also compares the ``dataset``, ``judge_fingerprint`` and ``num_generated`` tags of both versions
-before their metrics. It reads everything first and writes only after deciding, so a refusal
-leaves the registry as it was.
+Each evaluated generator is logged as a pyfunc model (with a pytorch flavour) and registered as a
+new version of its dataset's model with the alias ``challenger``; its version tags say what its
+metrics can be compared with. The promotion gate (``promotion.py``) reads the challenger and the
+champion through ``read_candidates`` and writes its decision through ``record_decision``; the rule
+itself is not here, so changing it never touches the stages that register generators.
 """
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
+import mlflow
+import numpy as np
+import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 
-from gan_pipeline.promotion import (
-    GATE_METRICS,
-    RESCORED_VERSION_TAG,
-    Candidate,
-    Decision,
-    PromotionRefused,
-    decide,
-)
+from gan_pipeline.errors import UserError
+from gan_pipeline.gan import networks
+from gan_pipeline.gan.files import TensorFile
+from gan_pipeline.gan.serialization import generator_from_tensors
+from gan_pipeline.io import read_tensors, write_tensors
+
+logger = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# Version tags that must match for two generators' metrics to be comparable: the same data, scored
+# by the same judge (its fingerprint covers the training split and the judge's parameters), on
+# as many generated samples (the Frechet distance is biased by sample count).
+COMPARABLE_ON = ("dataset", "judge_fingerprint", "num_generated")
+# When new data changes the judge, the challenger's evaluation scores the champion's generator again
+# with the new judge, on the same data and sample count: it logs the champion's metrics under this
+# prefix and names the version it scored in this tag. The gate compares those numbers instead.
+RESCORED_PREFIX, RESCORED_VERSION_TAG = "champion.", "rescored_champion_version"
 DESCRIPTION_LINES = 20  # a version's description keeps its latest decisions, one per line
 
+PYFUNC_MODEL_FILE = Path(__file__).with_name("generator_pyfunc.py")
+NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports the logged network under
 
-@contextmanager
-def bounded_http(timeout_s: int, max_retries: int) -> Iterator[None]:
-    """Bound MLflow's HTTP client while inside: by default it waits 120 s per request and retries
-    7 times with exponential backoff, minutes of silence against a dead server."""
-    limits = {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+
+class RegistryError(UserError, LookupError):
+    """The registry does not hold what was asked for, or cannot be read; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A registered model version with its run's metrics and its own tags."""
+
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def generator_signature(sample_shape: tuple[int, ...]) -> ModelSignature:
+    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> samples."""
+    inputs = Schema(
+        [
+            ColSpec("long", "num_samples", required=False),
+            ColSpec("long", "seed", required=False),
+            ColSpec(Array("float"), "latent", required=False),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *sample_shape))]))
+
+
+def _pinned(*packages: str) -> list[str]:
+    return [f"{name}=={version(name).split('+')[0]}" for name in packages]
+
+
+class _GeneratorModel:
+    """An MLflow "flavor module" that saves one model directory with two flavours of the generator.
+
+    ``python_function``: the pyfunc logged as code (``generator_pyfunc.py``), for ``mlflow.pyfunc`` and
+    ``mlflow models serve``. ``pytorch``: the network exported by ``torch.export`` (pt2, no pickle), for
+    ``mlflow.pytorch.load_model``, which returns a module mapping a latent batch to samples.
+    """
+
+    @staticmethod
+    def save_model(path: str, mlflow_model: Model, network: torch.nn.Module, **pyfunc_kwargs: Any) -> None:
+        mlflow.pyfunc.save_model(path, mlflow_model=mlflow_model, **pyfunc_kwargs)
+        arch = network.arch
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, arch.latent_dim))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *arch.sample_shape))]),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            exported = Path(tmp) / "pytorch"
+            mlflow.pytorch.save_model(
+                network,
+                exported,
+                serialization_format="pt2",
+                input_example=torch.zeros(4, arch.latent_dim),
+                signature=signature,
+                pip_requirements=_pinned("torch"),  # the pyfunc's requirements are the model's; this skips inference
+            )
+            shutil.copytree(exported / "data", Path(path) / "data")
+            mlflow_model.add_flavor("pytorch", **Model.load(exported).flavors["pytorch"])
+        mlflow_model.save(Path(path) / "MLmodel")
+
+
+def log_generator(
+    generator: TensorFile, registered_model_name: str | None, version_tags: dict[str, str]
+) -> dict[str, Any]:
+    """Log the generator as a pyfunc model (code + safetensors weights) with a pytorch flavour into the
+    active run; register it as the new challenger of ``registered_model_name`` (None: log only)."""
+    if mlflow.active_run() is None:
+        return {"logged": False}
+    network = generator_from_tensors(generator)
+    with tempfile.TemporaryDirectory() as tmp:
+        network_code = Path(tmp) / f"{NETWORK_MODULE}.py"
+        shutil.copyfile(networks.__file__, network_code)
+        weights = Path(tmp) / "generator.safetensors"
+        write_tensors(generator, weights)
+        info = Model.log(
+            None,
+            _GeneratorModel,
+            name="generator",
+            network=network,
+            python_model=PYFUNC_MODEL_FILE,
+            code_paths=[str(network_code)],
+            artifacts={"weights": str(weights)},
+            signature=generator_signature(network.arch.sample_shape),
+            input_example={"num_samples": 4, "seed": 0},
+            pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
+            model_config={"device": "auto"},
+        )
+    logged = {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
+    if not registered_model_name:
+        return logged
+    registered = mlflow.register_model(info.model_uri, registered_model_name, tags=version_tags)
+    MlflowClient().set_registered_model_alias(registered_model_name, CHALLENGER, registered.version)
+    logger.info("Registered %s version %s as %r", registered_model_name, registered.version, CHALLENGER)
+    return {
+        **logged,
+        "registered_model_name": registered_model_name,
+        "registered_model_version": int(registered.version),
     }
-    saved = {name: os.environ.get(name) for name in limits}
-    os.environ.update(limits)
+
+
+def registered_generator(name: str, alias: str) -> tuple[str, dict[str, str], TensorFile] | None:
+    """The version holding ``alias`` of ``name``: its number, its tags and its generator's weights.
+
+    None when no run is active, the model is not registered yet, or no version holds the alias.
+    """
+    if mlflow.active_run() is None:
+        return None
+    client = MlflowClient()
     try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        model_version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{model_version.version}", dst_path=tmp))
+        generator = read_tensors(local / "artifacts" / "generator.safetensors")
+    return str(model_version.version), dict(model_version.tags), generator
+
+
+def registry_client(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowClient:
+    """A client of the given tracking server and registry; None: the ones this process logs to."""
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
 
 
 def _read_candidate(client: MlflowClient, name: str, version: str) -> Candidate:
@@ -57,36 +180,29 @@ def _read_candidate(client: MlflowClient, name: str, version: str) -> Candidate:
 
 
 def read_candidates(client: MlflowClient, name: str, version: str | None) -> tuple[Candidate, Candidate | None]:
-    """The challenger (``version``, or the one holding the challenger alias) and the current champion."""
-    aliases = client.get_registered_model(name).aliases
-    version = version or aliases.get(CHALLENGER)
-    if version is None:
-        raise PromotionRefused(f"registered model {name!r} has no {CHALLENGER!r} alias; name a version to promote")
-    champion = aliases.get(CHAMPION)
-    return _read_candidate(client, name, str(version)), (
-        _read_candidate(client, name, str(champion)) if champion is not None else None
-    )
+    """The challenger (``version``, or the one holding the challenger alias) and the current champion.
 
-
-def decision_tags(decision: Decision, decided_at: str) -> dict[str, str]:
-    """What the challenger version records: the outcome and the numbers it was judged on."""
-    tags = {
-        "promotion.decision": decision.outcome,
-        "promotion.decided_at": decided_at,
-        "promotion.margin": f"{decision.margin:g}",
-    }
-    for metric in GATE_METRICS:
-        if metric in decision.challenger.metrics:
-            tags[f"promotion.{metric}"] = f"{decision.challenger.metrics[metric]:.6g}"
-        if decision.champion is not None and metric in decision.champion.metrics:
-            tags[f"promotion.champion_{metric}"] = f"{decision.champion.metrics[metric]:.6g}"
-    if decision.champion is not None:
-        tags["promotion.compared_with_version"] = decision.champion.version
-        if decision.challenger.tags.get(RESCORED_VERSION_TAG) == decision.champion.version:
-            tags["promotion.champion_rescored"] = "true"
-    if decision.required_frechet_distance is not None:
-        tags["promotion.required_frechet_distance"] = f"{decision.required_frechet_distance:.6g}"
-    return tags
+    Raises ``RegistryError`` saying what is missing, or that the registry cannot be read.
+    """
+    try:
+        aliases = client.get_registered_model(name).aliases
+        version = version or aliases.get(CHALLENGER)
+        if version is None:
+            raise RegistryError(f"registered model {name!r} has no {CHALLENGER!r} alias; name a version to promote")
+        champion = aliases.get(CHAMPION)
+        return _read_candidate(client, name, str(version)), (
+            _read_candidate(client, name, str(champion)) if champion is not None else None
+        )
+    except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise RegistryError(
+                f"{name!r} version {version or '@' + CHALLENGER} not found at {client.tracking_uri}: {err.message}. "
+                f"List the registered models in the MLflow UI, or check MLFLOW_TRACKING_URI"
+            ) from None
+        raise RegistryError(
+            f"could not read the model registry at {client.tracking_uri}: {err.message}. Is the tracking server "
+            "running, and is MLFLOW_TRACKING_URI right?"
+        ) from None
 
 
 def _append_description(client: MlflowClient, name: str, version: str, line: str) -> None:
@@ -95,59 +211,36 @@ def _append_description(client: MlflowClient, name: str, version: str, line: str
     client.update_model_version(name, version, description="\n".join(lines))
 
 
-def record_decision(client: MlflowClient, name: str, decision: Decision) -> None:
-    """Move the champion alias if the decision says so, then write the decision on both versions."""
+@dataclass(frozen=True)
+class Verdict:
+    """What a gate decided about a challenger, as the registry records it."""
+
+    outcome: str
+    moves_champion: bool
+    reason: str  # one sentence with the numbers, for both versions' descriptions
+    tags: dict[str, str]  # recorded on the challenger version
+
+
+def record_decision(
+    client: MlflowClient, name: str, challenger: Candidate, champion: Candidate | None, verdict: Verdict
+) -> None:
+    """Move the champion alias if the verdict says so, then write the verdict on both versions."""
     decided_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    challenger, champion = decision.challenger, decision.champion
-    if decision.moves_champion:
+    if verdict.moves_champion:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
-    for key, value in decision_tags(decision, decided_at).items():
+    tags = {**verdict.tags, "promotion.decision": verdict.outcome, "promotion.decided_at": decided_at}
+    for key, value in tags.items():
         client.set_model_version_tag(name, challenger.version, key, value)
-    _append_description(client, name, challenger.version, f"{decided_at}: {decision.reason}")
+    _append_description(client, name, challenger.version, f"{decided_at}: {verdict.reason}")
     if champion is not None:
         client.set_model_version_tag(
-            name, champion.version, f"promotion.challenged_by_v{challenger.version}", decision.outcome
+            name, champion.version, f"promotion.challenged_by_v{challenger.version}", verdict.outcome
         )
-        if decision.moves_champion:
+        if verdict.moves_champion:
             client.set_model_version_tag(name, champion.version, "promotion.replaced_by_version", challenger.version)
         _append_description(
             client,
             name,
             champion.version,
-            f"{decided_at}: challenged by version {challenger.version}, {decision.reason}",
+            f"{decided_at}: challenged by version {challenger.version}, {verdict.reason}",
         )
-
-
-def run_gate(
-    tracking_uri: str,
-    name: str,
-    version: str | None,
-    margin: float,
-    *,
-    registry_uri: str | None = None,
-    force: bool = False,
-    timeout_s: int = 10,
-    max_retries: int = 2,
-) -> Decision:
-    """Compare ``version`` (default: the challenger) of ``name`` with its champion and act on it.
-
-    Raises ``PromotionRefused`` with the reason, having changed nothing, when the registry cannot
-    be read or the two versions cannot be compared.
-    """
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    with bounded_http(timeout_s, max_retries):
-        try:
-            challenger, champion = read_candidates(client, name, version)
-        except MlflowException as err:
-            if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-                raise PromotionRefused(
-                    f"{name!r} version {version or '@' + CHALLENGER} not found at {tracking_uri}: {err.message}"
-                ) from None
-            raise PromotionRefused(
-                f"could not read the model registry at {tracking_uri} (waited at most {timeout_s} s per "
-                f"request, {max_retries} retries): {err.message}. Is the tracking server running, and is "
-                "MLFLOW_TRACKING_URI right?"
-            ) from None
-        decision = decide(challenger, champion, margin, force=force)
-        record_decision(client, name, decision)
-    return decision

@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from gan_pipeline.io import atomic_path
-from gan_pipeline.promotion import RESCORED_PREFIX
+from gan_pipeline.config.base import parameters_file
+from gan_pipeline.gan.files import atomic_path
+from gan_pipeline.registry import RESCORED_PREFIX
 
 REPORT_PATH = Path("data/08_reporting/retrain_report.md")
 DECISION_PATH = Path("data/08_reporting/promotion_decision.json")
@@ -54,9 +55,7 @@ class Retraining:
 
 def parameter_file(key: str) -> str:
     """``training.epochs`` lives in ``conf/base/parameters_training.yml``, where DVC reads it."""
-    section = key.split(".", 1)[0]
-    path = Path("conf/base") / f"parameters_{section}.yml"
-    return path.as_posix()
+    return parameters_file(key.split(".", 1)[0]).as_posix()
 
 
 def dvc(retraining: Retraining, step: str, *args: str) -> None:
@@ -80,7 +79,7 @@ def check_tracking_server(retraining: Retraining) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from gan_pipeline.registry import bounded_http
+    from gan_pipeline.tracking import bounded_http
 
     try:
         with bounded_http(retraining.timeout_s, retraining.max_retries):
@@ -126,7 +125,8 @@ def read_gate(retraining: Retraining) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from gan_pipeline.registry import CHAMPION, bounded_http
+    from gan_pipeline.registry import CHAMPION
+    from gan_pipeline.tracking import bounded_http
 
     decision = read_json(retraining.project / DECISION_PATH)
     registered = read_json(retraining.project / REGISTERED_PATH)

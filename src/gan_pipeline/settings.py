@@ -6,27 +6,32 @@ from importlib.metadata import entry_points
 from omegaconf.resolvers import oc
 
 from gan_pipeline.gan.distributed import is_main_process
-from gan_pipeline.hooks import ModelRunHooks, ProjectHooks, ResumeRunHooks
+from gan_pipeline.hooks import ProjectHooks, RunRecordHooks, TypedParamsMlflowHook
 
 # Upstream deprecation noise (kedro 1.7 / kedro-mlflow 2.0 on omegaconf 2.4 and MLflow 3) that
 # users cannot act on; real warnings still show.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
-# kedro-mlflow registers its own hook through its entry point. Before it starts a run, ModelRunHooks
-# points it at the run that trained the model an evaluation reads, and ResumeRunHooks at the run of an
-# interrupted training; ProjectHooks validates and tags (after).
-HOOKS = (ModelRunHooks(), ProjectHooks(), ResumeRunHooks())
+
+def plugins_with_hooks(package: str = "") -> tuple[str, ...]:
+    """Installed Kedro plugins that register hooks (kedro-mlflow, kedro-viz, ...), by distribution name;
+    with ``package``, the one whose hooks live in that package (its name as installed may vary)."""
+    points = entry_points(group="kedro.hooks")
+    return tuple(sorted({p.dist.name for p in points if p.dist and p.module.startswith(package)}))
 
 
-def plugins_with_hooks() -> tuple[str, ...]:
-    """Installed Kedro plugins that register hooks (kedro-mlflow, kedro-viz, ...), by distribution name."""
-    return tuple(sorted({point.dist.name for point in entry_points(group="kedro.hooks") if point.dist}))
-
-
-# Under torchrun only the main process (RANK 0) talks to MLflow and writes files; in the others no
-# plugin hook runs (kedro-mlflow would log, kedro-viz would write .viz/stats.json).
-DISABLE_HOOKS_FOR_PLUGINS = () if is_main_process() else plugins_with_hooks()
+# kedro-mlflow's own hook is replaced by TypedParamsMlflowHook, which logs typed parameter sections key by
+# key. Before it starts a run, ProjectHooks validates the parameters and points it at the run to continue
+# (an interrupted training's, or the one that trained the model an evaluation reads); RunRecordHooks tags
+# the run after. Under torchrun only the main process (RANK 0) talks to MLflow and writes files: in the
+# others no plugin hook runs (kedro-mlflow would log, kedro-viz would write .viz/stats.json).
+if is_main_process():
+    HOOKS = (TypedParamsMlflowHook(), ProjectHooks(), RunRecordHooks())
+    DISABLE_HOOKS_FOR_PLUGINS = plugins_with_hooks("kedro_mlflow.")
+else:
+    HOOKS = (ProjectHooks(),)
+    DISABLE_HOOKS_FOR_PLUGINS = plugins_with_hooks()
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

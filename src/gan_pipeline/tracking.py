@@ -1,41 +1,30 @@
-"""The nodes' bridge to MLflow: nodes reach MLflow (runs, system metrics, the registry) only through here.
+"""The active MLflow run: its tags, params, per-step and system metrics, and which run a pipeline logs into.
 
-Every function used by nodes is a no-op when no MLflow run is active, so nodes also run under
-a bare ``SequentialRunner`` in tests or without kedro-mlflow.
+Nodes and hooks reach the run only through here; registered model versions are ``registry.py``'s.
+Every function used by nodes is a no-op when no MLflow run is active, so nodes also run under a
+bare ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
 import importlib.util
 import logging
-import shutil
-import tempfile
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, Run
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, ModelSignature
-from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 from mlflow.utils.async_logging.run_operations import RunOperations
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from gan_pipeline.config import flatten_params
-from gan_pipeline.gan import networks
+from gan_pipeline.config.base import flatten_params
 from gan_pipeline.gan.checkpoints import CheckpointRecord
-from gan_pipeline.gan.serialization import generator_from_tensors
-from gan_pipeline.io import TensorsDataset
-from gan_pipeline.registry import CHALLENGER, bounded_http, run_gate
-
-logger = logging.getLogger(__name__)
-
-PYFUNC_MODEL_FILE = Path(__file__).with_name("generator_pyfunc.py")
-NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports the logged network under
+from gan_pipeline.splits import DatasetRecord
 
 logger = logging.getLogger(__name__)
 
@@ -80,33 +69,113 @@ def tag_alert(key: str, message: str) -> None:
     set_tags({f"health.{key}": message})
 
 
-def resumable_run_id(record: CheckpointRecord | None, trajectory: dict[str, Any], params: dict[str, Any]) -> str | None:
+@contextmanager
+def bounded_http(timeout_s: int, max_retries: int) -> Iterator[None]:
+    """Bound MLflow's HTTP client while inside: by default it waits 120 s per request and retries
+    7 times with exponential backoff, minutes of silence against a dead server."""
+    limits = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    saved = {name: os.environ.get(name) for name in limits}
+    os.environ.update(limits)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def select_run(
+    experiment_name: str,
+    logged_params: dict[str, str],
+    *,
+    interrupted: tuple[CheckpointRecord, dict[str, Any]] | None = None,
+    trained_in: str | None = None,
+) -> Run | None:
+    """The run a pipeline logs into instead of a new one, or None for a new one.
+
+    ``interrupted``: an unfinished checkpoint of the training this pipeline runs, with this run's
+    trajectory; resuming it continues its run. ``trained_in``: the run that trained the model this
+    pipeline evaluates; the evaluation continues it (see ``run_for_earlier_model``).
+    ``logged_params`` are the params this pipeline logs (flattened, as strings).
+    """
+    if interrupted is not None:
+        return resumable_run(*interrupted, logged_params)
+    if trained_in is not None:
+        return run_for_earlier_model(trained_in, experiment_name, logged_params)
+    return None
+
+
+def resumable_run(record: CheckpointRecord, trajectory: dict[str, Any], logged_params: dict[str, str]) -> Run | None:
     """The MLflow run of an unfinished checkpoint of this very training, if it can take this run's parameters.
 
     MLflow refuses to change a logged parameter, so a rerun whose parameters differ (say a
-    different ``evaluation.seed``) resumes training from the checkpoint but logs to a new run.
+    different ``training.log_every_steps``) resumes training from the checkpoint but logs to a new run.
     """
-    if record is None or record.completed or not record.tracking_run_id or record.trajectory != trajectory:
+    if record.completed or not record.tracking_run_id or record.trajectory != trajectory:
         return None
-    try:
-        run = MlflowClient().get_run(record.tracking_run_id)
-    except MlflowException:
+    run = find_run(record.tracking_run_id)
+    if run is None:
         logger.warning(
             "The checkpoint's MLflow run %s is not in this tracking store; starting a new run", record.tracking_run_id
         )
         return None
-    if run.info.lifecycle_stage != "active":
-        return None
-    logged = run.data.params
-    changed = sorted(
-        key for key, value in flatten_params(params).items() if key in logged and logged[key] != str(value)
-    )
+    changed = changed_params(run, logged_params)
     if changed:
         logger.warning(
-            "Training resumes into a new MLflow run: parameters %s differ from run %s", changed, run.info.run_id
+            "Training resumes into a new MLflow run: parameters %s differ from run %s", sorted(changed), run.info.run_id
         )
         return None
-    return run.info.run_id
+    logger.info("Resuming the interrupted training run: MLflow run %s continues", run.info.run_id)
+    return run
+
+
+def run_for_earlier_model(trained_in: str, experiment_name: str, logged_params: dict[str, str]) -> Run:
+    """The run an evaluation of an earlier-trained model logs into (created when needed).
+
+    That is the training run itself, unless MLflow cannot take this evaluation there: when the run is
+    not in this tracking store and experiment, a new run tagged with its id; when a parameter differs
+    from the value the run already holds (MLflow never changes a logged param), a child run of it.
+    """
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    training_run = find_run(trained_in)
+    if training_run is None or training_run.info.experiment_id != experiment.experiment_id:
+        logger.warning(
+            "The model was trained in MLflow run %s, which experiment %r of the tracking store %s does not hold: "
+            "logging into a new run tagged training_run_id=%s. Point MLFLOW_TRACKING_URI (and the experiment "
+            "in mlflow.yml) at where the model was trained to keep one run per model.",
+            trained_in,
+            experiment_name,
+            mlflow.get_tracking_uri(),
+            trained_in,
+        )
+        return client.create_run(experiment.experiment_id, tags={"training_run_id": trained_in})
+    changed = changed_params(training_run, logged_params)
+    if changed:
+        listed = ", ".join(f"{key}: {old} -> {new}" for key, (old, new) in sorted(changed.items()))
+        logger.warning(
+            "Parameters changed since run %s logged them (%s); MLflow never changes a logged parameter, so "
+            "this evaluation goes into a child run of it.",
+            trained_in,
+            listed,
+        )
+        return client.create_run(
+            experiment.experiment_id,
+            tags={MLFLOW_PARENT_RUN_ID: trained_in, "training_run_id": trained_in},
+            run_name=f"{training_run.info.run_name}-reevaluation",
+        )
+    return training_run
+
+
+def logged_form(params: dict[str, Any]) -> dict[str, str]:
+    """Parameter sections as MLflow holds them once logged: flattened to dotted keys, values as strings."""
+    return {key: str(value) for key, value in flatten_params(params).items()}
 
 
 def log_metrics(metrics: dict[str, float]) -> None:
@@ -175,133 +244,43 @@ def system_metrics_logged(sampling_interval_s: float) -> Iterator[bool]:
         monitor.finish()
 
 
-def generator_signature(sample_shape: tuple[int, ...]) -> ModelSignature:
-    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> samples."""
-    inputs = Schema(
-        [
-            ColSpec("long", "num_samples", required=False),
-            ColSpec("long", "seed", required=False),
-            ColSpec(Array("float"), "latent", required=False),
-        ]
-    )
-    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *sample_shape))]))
-
-
-def _pinned(*packages: str) -> list[str]:
-    return [f"{name}=={version(name).split('+')[0]}" for name in packages]
-
-
-class _GeneratorModel:
-    """An MLflow "flavor module" that saves one model directory with two flavours of the generator.
-
-    ``python_function``: the pyfunc logged as code (``generator_pyfunc.py``), for ``mlflow.pyfunc`` and
-    ``mlflow models serve``. ``pytorch``: the network exported by ``torch.export`` (pt2, no pickle), for
-    ``mlflow.pytorch.load_model``, which returns a module mapping a latent batch to samples.
-    """
-
-    @staticmethod
-    def save_model(path: str, mlflow_model: Model, network: torch.nn.Module, **pyfunc_kwargs: Any) -> None:
-        mlflow.pyfunc.save_model(path, mlflow_model=mlflow_model, **pyfunc_kwargs)
-        arch = network.arch
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, arch.latent_dim))]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *arch.sample_shape))]),
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            exported = Path(tmp) / "pytorch"
-            mlflow.pytorch.save_model(
-                network,
-                exported,
-                serialization_format="pt2",
-                input_example=torch.zeros(4, arch.latent_dim),
-                signature=signature,
-                pip_requirements=_pinned("torch"),  # the pyfunc's requirements are the model's; this skips inference
-            )
-            shutil.copytree(exported / "data", Path(path) / "data")
-            mlflow_model.add_flavor("pytorch", **Model.load(exported).flavors["pytorch"])
-        mlflow_model.save(Path(path) / "MLmodel")
-
-
-def log_generator(
-    generator: dict[str, Any], registered_model_name: str | None, version_tags: dict[str, str]
-) -> dict[str, Any]:
-    """Log the generator as a pyfunc model (code + safetensors weights) with a pytorch flavour; register it
-    as the new challenger.
-
-    ``generator`` is the weights file's content (arrays plus the architecture in ``__metadata__``).
-    """
-    if mlflow.active_run() is None:
-        return {"logged": False}
-    network = generator_from_tensors(generator)
-    with tempfile.TemporaryDirectory() as tmp:
-        network_code = Path(tmp) / f"{NETWORK_MODULE}.py"
-        shutil.copyfile(networks.__file__, network_code)
-        weights = Path(tmp) / "generator.safetensors"
-        TensorsDataset(str(weights)).save(generator)
-        info = Model.log(
-            None,
-            _GeneratorModel,
-            name="generator",
-            network=network,
-            python_model=PYFUNC_MODEL_FILE,
-            code_paths=[str(network_code)],
-            artifacts={"weights": str(weights)},
-            signature=generator_signature(network.arch.sample_shape),
-            input_example={"num_samples": 4, "seed": 0},
-            pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
-            model_config={"device": "auto"},
-        )
-    logged = {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
-    if not registered_model_name:
-        return logged
-    registered = mlflow.register_model(info.model_uri, registered_model_name, tags=version_tags)
-    mlflow.MlflowClient().set_registered_model_alias(registered_model_name, CHALLENGER, registered.version)
-    logger.info("Registered %s version %s as %r", registered_model_name, registered.version, CHALLENGER)
-    return {
-        **logged,
-        "registered_model_name": registered_model_name,
-        "registered_model_version": int(registered.version),
-    }
-
-
-def registered_generator(name: str, alias: str) -> tuple[str, dict[str, str], dict[str, Any]] | None:
-    """The version holding ``alias`` of ``name``: its number, its tags and its generator's weights file content.
-
-    None when no run is active, the model is not registered yet, or no version holds the alias.
-    """
-    if mlflow.active_run() is None:
-        return None
-    client = MlflowClient()
+def git_state(prefix: str = "") -> dict[str, str]:
+    """The commit the code ran at and whether the work tree had changes, as tags (empty outside git)."""
     try:
-        model_version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as err:
-        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{model_version.version}", dst_path=tmp))
-        generator = TensorsDataset(str(local / "artifacts" / "generator.safetensors")).load()
-    return str(model_version.version), dict(model_version.tags), generator
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {f"{prefix}git_commit": commit.strip(), f"{prefix}git_dirty": str(bool(dirty.strip())).lower()}
 
 
-def promote(name: str, version: str, margin: float, timeout_s: int, max_retries: int) -> dict[str, Any]:
-    """Run the promotion gate on the tracking server this run logs to; tag the run with the outcome."""
-    decision = run_gate(
-        mlflow.get_tracking_uri(),
-        name,
-        version,
-        margin,
-        registry_uri=mlflow.get_registry_uri(),
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-    )
-    if mlflow.active_run() is not None:
-        with bounded_http(timeout_s, max_retries):
-            set_tags({"promotion.decision": decision.outcome, "promotion.model_version": version})
-    return {
-        "outcome": decision.outcome,
-        "reason": decision.reason,
-        "registered_model_name": name,
-        "challenger_version": decision.challenger.version,
-        "champion_version": decision.challenger.version if decision.moves_champion else decision.champion.version,
-    }
+def tag_data_version(record: DatasetRecord, data_version: str, data_file: str) -> None:
+    """Tag the run with the raw data the model is trained from: its DVC hash (``dvc pull`` restores it)
+    and its dataset card (source, file checksums) as ``data.*`` tags."""
+    set_tags({"data_version": data_version, "data_version_file": data_file})
+    set_tags({f"data.{key}": value for key, value in record.card.items()})
+
+
+def log_stage_record(params: dict[str, Any], artifacts: list[tuple[Path, str]]) -> None:
+    """What a stage run on its own (a DVC stage) logged, given to this run: its params, its files as artifacts."""
+    log_params(flatten_params(params))
+    for path, artifact_path in artifacts:
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def run_summary(project_path: Path, run: Run | None) -> str:
+    """Where a finished run left its results, for the last lines of ``kedro run``."""
+    tracking_uri = mlflow.get_tracking_uri()
+    reporting = project_path / "data" / "08_reporting"
+    lines = [
+        "Results:",
+        f"  metrics      {reporting / 'metrics.json'}",
+        f"  figures      {reporting}/*.png",
+        f"  models       {project_path / 'data' / '06_models'}",
+        f"  MLflow store {tracking_uri}",
+    ]
+    if run is not None:
+        lines.append(f"  MLflow run   {run.info.run_id} (experiment {run.info.experiment_id})")
+    if tracking_uri.startswith("sqlite:"):
+        lines.append(f"  open the UI: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+    return "\n".join(lines)

@@ -7,9 +7,14 @@ from typing import Any
 from kedro.config import OmegaConfigLoader
 from kedro.framework.context import KedroContext
 
-from gan_pipeline.config import ParameterError, flatten_params
+from gan_pipeline.config.base import flatten_params
+from gan_pipeline.errors import UserError
 
 _ABSENT = object()
+
+
+class ParametersHiddenFromDvcError(UserError, ValueError):
+    """A DVC stage runs with parameters DVC does not see, so it could not tell when to rerun it."""
 
 
 def dvc_file_hash(path: Path) -> str:
@@ -34,9 +39,9 @@ def refuse_parameters_hidden_from_dvc(context: KedroContext, stage: str) -> None
     base_only = OmegaConfigLoader(
         conf_source=loader.conf_source, base_env=loader.base_env, default_run_env=loader.base_env
     )
-    hidden = parameters_hidden_from_dvc(context.params, base_only["parameters"])
+    hidden = parameters_hidden_from_dvc(loader["parameters"], base_only["parameters"])
     if hidden:
-        raise ParameterError(
+        raise ParametersHiddenFromDvcError(
             f"DVC stage {stage!r}: these parameters differ from conf/base, where DVC reads them, so DVC "
             f"would not rerun the stage when they change: {', '.join(hidden)}.\n"
             "Set them in conf/base/parameters_<pipeline>.yml, or for one experiment with "

@@ -12,33 +12,45 @@ from pathlib import Path
 
 import torch
 
-from gan_pipeline.config import TrainingParams
 from gan_pipeline.gan.checkpoints import CheckpointStore
 from gan_pipeline.gan.distributed import distributed_training
-from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
+from gan_pipeline.gan.networks import build_networks, with_spectral_norm
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import seeded_generator
+from gan_pipeline.gan.settings import HealthSettings, SpeedOptions, TrainingSettings
 from gan_pipeline.gan.training import Checkpointing, train_gan
 
-CONFIG = {
-    "epochs": 1,
-    "batch_size": 16,
-    "discriminator_steps": 2,
-    "loss": "hinge",
-    "spectral_norm": True,
-    "r1_gamma": 1.0,
-    "log_every_steps": 1,
-    "num_fixed_samples": 4,
-    "progress_bar": False,
-    "device": "cpu",
-    "distributed_backend": "gloo",
-}
+# Spectral norm (on D below), hinge loss, R1 and two D steps: every option that shares state across processes.
+CONFIG = TrainingSettings(
+    loss="hinge",
+    gradient_penalty_weight=10.0,
+    r1_gamma=1.0,
+    discriminator_steps=2,
+    diff_augment=(),
+    epochs=1,
+    batch_size=16,
+    fakes_per_step=16,
+    generator_lr=2e-4,
+    discriminator_lr=2e-4,
+    lr_decay_start=1.0,
+    betas=(0.5, 0.999),
+    ema_decay=0.999,
+    standing_statistics_batches=2,
+    seed=0,
+    speed=SpeedOptions(precision="auto", channels_last="auto", compile="auto", cudnn_benchmark="auto"),
+    health=HealthSettings(discriminator_win_score=0.02, discriminator_win_steps=200),
+    log_every_steps=1,
+    sample_every_epochs=1,
+    num_fixed_samples=4,
+    progress_bar=False,
+)
 NUM_SAMPLES = 130  # not a multiple of 2 processes x 2 D steps x 16: the remainder is dropped
 
 
 def main(out: Path) -> None:
     torch.set_num_threads(1)
-    config = TrainingParams(**CONFIG)
-    with distributed_training(config.device, config.distributed_backend) as (distributed, device):
+    config = CONFIG
+    with distributed_training("cpu", "gloo") as (distributed, device):
         real = torch.rand(NUM_SAMPLES, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
         index_of = {row.numpy().tobytes(): index for index, row in enumerate(real)}
         rng = seeded_generator(config.seed, device)
@@ -51,7 +63,7 @@ def main(out: Path) -> None:
 
         discriminator.register_forward_pre_hook(record_real_rows)
         store = CheckpointStore(out / f"rank{distributed.rank}-checkpoints")
-        checkpointing = Checkpointing(store, every_epochs=1, data_fingerprint="test")
+        checkpointing = Checkpointing(store, 1, "test", trajectory={"world_size": distributed.world_size}, resume=True)
         result = train_gan(
             generator, discriminator, real, config, rng, checkpointing=checkpointing, distributed=distributed
         )

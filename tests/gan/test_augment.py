@@ -1,12 +1,14 @@
 import pytest
 import torch
 
-from gan_pipeline.config import ParameterError, TrainingParams, parse_params
+from gan_pipeline.config.base import ParameterError
 from gan_pipeline.gan.augment import AUGMENTATIONS, diff_augment, random_cutout, random_translation
-from gan_pipeline.gan.networks import PRESETS, build_networks
+from gan_pipeline.gan.networks import build_networks
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import seeded_generator
+from gan_pipeline.gan.settings import SettingError
 from gan_pipeline.gan.training import train_gan
-from tests.conftest import TINY_TRAINING
+from tests.settings import tiny_settings, training_params
 
 
 def _rng(seed: int = 0) -> torch.Generator:
@@ -44,11 +46,11 @@ def test_augmentations_are_differentiable_and_seeded():
 
 def test_an_unknown_augmentation_is_refused_with_the_allowed_names():
     with pytest.raises(ParameterError, match=r"training\.diff_augment: unknown augmentations \['flip'\]; allowed"):
-        parse_params(TrainingParams, "training", {"diff_augment": ["translation", "flip"]})
+        training_params(diff_augment=["translation", "flip"])
 
 
 def test_diff_augment_on_vector_data_is_refused_with_the_fix():
-    config = TrainingParams(**{**TINY_TRAINING, "diff_augment": ["translation"]})
+    config = tiny_settings(diff_augment=("translation",))
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
-    with pytest.raises(ValueError, match=r"augments images .* shape \(64, 2\); set training.diff_augment to \[\]"):
+    with pytest.raises(SettingError, match=r"diff_augment: .* augments images .* shape \(2,\); set it to \[\]"):
         train_gan(generator, discriminator, torch.randn(64, 2), config, seeded_generator(0, torch.device("cpu")))

@@ -1,31 +1,35 @@
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
-from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.checkpoints import CheckpointError, CheckpointStore, data_fingerprint
-from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
+from gan_pipeline.gan.checkpoints import CheckpointError, CheckpointMismatchError, CheckpointStore, data_fingerprint
+from gan_pipeline.gan.networks import build_networks, with_spectral_norm
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import seeded_generator
+from gan_pipeline.gan.settings import TrainingSettings
 from gan_pipeline.gan.training import Checkpointing, train_gan
-from tests.conftest import TINY_TRAINING, scaled
+from tests.conftest import scaled
+from tests.settings import tiny_settings
 
 # Every stateful option at once: EMA, spectral norm's power iteration, R1, several D steps, DiffAugment.
 STATEFUL = {
-    **TINY_TRAINING,
     "epochs": 4,
     "batch_size": 16,
     "log_every_steps": 3,
     "num_fixed_samples": 4,
     "loss": "hinge",
-    "spectral_norm": True,
     "r1_gamma": 1.0,
     "discriminator_steps": 2,
-    "diff_augment": ["translation", "cutout", "color"],
+    "diff_augment": ("translation", "cutout", "color"),
     "lr_decay_start": 0.5,  # the resumed epochs run at decayed rates
-    "checkpoint": {"every_epochs": 1},
 }
+
+
+def trajectory(settings: TrainingSettings) -> dict:
+    """What must match to continue a checkpoint, as a caller records it (JSON types): all but the cosmetic."""
+    return json.loads(json.dumps({k: v for k, v in asdict(settings).items() if k not in ("progress_bar", "speed")}))
 
 
 class Interrupted(Exception):
@@ -34,11 +38,11 @@ class Interrupted(Exception):
 
 @pytest.fixture
 def real(digits_raw):
-    return scaled(digits_raw["samples"][:128])
+    return scaled(digits_raw.samples[:128])
 
 
-def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], **overrides):
-    config = TrainingParams(**{**STATEFUL, **overrides})
+def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], resume=True, **overrides):
+    config = tiny_settings(**{**STATEFUL, **overrides})
     rng = seeded_generator(config.seed, torch.device("cpu"))
     generator, discriminator = build_networks(arch)
     with_spectral_norm(discriminator)
@@ -49,7 +53,8 @@ def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], **o
         if stop_at_step is not None and step >= stop_at_step:
             raise Interrupted
 
-    checkpointing = Checkpointing(CheckpointStore(directory), 1, data_fingerprint(real.numpy()), "run-1")
+    fingerprint = data_fingerprint(real.numpy())
+    checkpointing = Checkpointing(CheckpointStore(directory), 1, fingerprint, trajectory(config), resume, "run-1")
     result = train_gan(generator, discriminator, real, config, rng, on_step=on_step, checkpointing=checkpointing)
     return result, generator, discriminator, logged
 
@@ -102,16 +107,18 @@ def test_a_finished_run_is_not_resumed_and_never_ignores_checkpoints(real, tmp_p
     assert again.resumed_from_step == 0
     with pytest.raises(Interrupted):
         _train(real, tmp_path, epochs=2, stop_at_step=6)
-    fresh, *_ = _train(real, tmp_path, epochs=2, resume="never")
+    fresh, *_ = _train(real, tmp_path, epochs=2, resume=False)
     assert fresh.resumed_from_step == 0
 
 
-def test_an_unfinished_checkpoint_of_a_different_run_is_refused_with_the_changed_keys(real, tmp_path):
+def test_an_unfinished_checkpoint_of_a_different_run_is_refused_with_the_changed_settings(real, tmp_path):
     with pytest.raises(Interrupted):
         _train(real, tmp_path, stop_at_step=6)
-    with pytest.raises(CheckpointError, match=r"training.generator_lr: 0.0002 in the checkpoint, 0.001 now") as err:
+    with pytest.raises(CheckpointMismatchError, match=r"generator_lr: 0.0002 in the checkpoint, 0.001 now") as err:
         _train(real, tmp_path, generator_lr=1e-3)
-    assert "--params training.resume=never" in str(err.value)
+    assert "start a new run without resuming" in str(err.value)
+    assert [difference.setting for difference in err.value.differences] == ["generator_lr"]
+    assert "training.generator_lr: 0.0002" in err.value.describe(lambda setting: f"training.{setting}")
     with pytest.raises(CheckpointError, match="the training set differs"):
         _train(real.flip(0), tmp_path)
     resumed, *_ = _train(real, tmp_path, progress_bar=True, log_every_steps=3)  # cosmetic keys may change
@@ -134,5 +141,5 @@ def test_a_checkpoint_of_another_network_is_refused_even_when_its_weights_would_
 
 def test_a_record_that_cannot_be_read_names_the_fix(tmp_path):
     (tmp_path / "last.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"is not a checkpoint record .* training.resume=never"):
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint record .* start a new run without resuming"):
         CheckpointStore(tmp_path).latest()

@@ -5,11 +5,12 @@ import shutil
 import pytest
 import torch
 
-from gan_pipeline.config import TrainingParams
-from gan_pipeline.gan.networks import PRESETS, build_networks
+from gan_pipeline.gan.networks import build_networks
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
 from gan_pipeline.gan.training import train_gan
-from tests.conftest import TINY_TRAINING, scaled
+from tests.conftest import scaled
+from tests.settings import tiny_settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -18,7 +19,7 @@ pytestmark = [
 
 
 def _losses(real, speed):
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "log_every_steps": 1})
+    config = tiny_settings(epochs=1, log_every_steps=1)
     rng = seeded_generator(0, torch.device("cpu"))
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     result = train_gan(generator, discriminator, real, config, rng, speed=speed)
@@ -26,7 +27,7 @@ def _losses(real, speed):
 
 
 def test_compiled_training_follows_eager_training(digits_raw):
-    real = scaled(digits_raw["samples"][:128])
+    real = scaled(digits_raw.samples[:128])
     eager = _losses(real, SpeedSettings())
     # Compiled code draws dropout masks from its own RNG unless told to use eager's: same masks, same losses.
     with torch._inductor.config.patch(fallback_random=True):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gan_pipeline.gan.distributed import SINGLE_PROCESS, distributed_device
+from gan_pipeline.gan.settings import SettingError
 from gan_pipeline.gan.training import shard_indices
 from tests.gan.ddp_worker import CONFIG, NUM_SAMPLES
 from tests.kedro_project import VENV_BIN, project_env
@@ -32,7 +33,7 @@ def test_a_single_process_needs_no_process_group():
 
 
 def test_a_fixed_gpu_cannot_be_shared_by_several_processes():
-    with pytest.raises(ValueError, match=r"training.device='cuda:1' cannot be shared .* use 'auto' or 'cuda'"):
+    with pytest.raises(SettingError, match=r"device: 'cuda:1' cannot be shared .* use 'auto' or 'cuda'"):
         distributed_device("cuda:1", local_rank=0)
     assert distributed_device("cpu", local_rank=1) == torch.device("cpu")
 
@@ -56,7 +57,7 @@ def two_processes(tmp_path_factory) -> tuple[Path, list[dict]]:
 def test_two_processes_train_on_disjoint_equal_shards_of_the_epoch(two_processes):
     _, (rank0, rank1) = two_processes
     assert (rank0["world_size"], rank1["world_size"]) == (2, 2)
-    batch, d_steps = CONFIG["batch_size"], CONFIG["discriminator_steps"]
+    batch, d_steps = CONFIG.batch_size, CONFIG.discriminator_steps
     steps = (NUM_SAMPLES // 2) // (batch * d_steps)  # 65 samples per process: 2 steps of 2 x 16
     per_process = steps * d_steps * batch  # every real batch distinct; the remainder is dropped
     assert len(rank0["real_indices"]) == len(rank1["real_indices"]) == per_process

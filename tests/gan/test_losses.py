@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan_pipeline.config import TrainingParams
 from gan_pipeline.gan.losses import LOSSES, GANLoss, NonSaturatingLoss, build_loss, r1_penalty, score_real_and_fake
+from tests.settings import tiny_settings
 
 
 class ConstantLogit(nn.Module):
@@ -59,7 +59,7 @@ class LinearCritic(nn.Module):
 
 
 def _loss(name: str, **params) -> GANLoss:
-    return build_loss(TrainingParams(loss=name, **params))
+    return build_loss(tiny_settings(loss=name, **params))
 
 
 def test_every_loss_is_registered_by_its_configuration_name():

@@ -1,28 +1,42 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from gan_pipeline.config import JudgeParams
 from gan_pipeline.gan.judge import train_judge
-from gan_pipeline.gan.metrics import METRICS, MetricInputs, compute_metrics, frechet_distance, nearest_neighbours
+from gan_pipeline.gan.metrics import (
+    IMAGE_METRICS,
+    METRICS,
+    VECTOR_METRICS,
+    KnownModes,
+    MetricInputs,
+    compute_metrics,
+    frechet_distance,
+    nearest_neighbours,
+)
 from tests.conftest import scaled
+from tests.settings import JUDGE_SETTINGS, SCORING
+
+
+def _inputs(judge, train, val, val_labels, generated, **more) -> MetricInputs:
+    return MetricInputs(judge, train, val, val_labels, generated, scoring=SCORING, **more)
 
 
 @pytest.fixture(scope="module")
 def judged(digits_raw):
-    images, labels = scaled(digits_raw["samples"]), torch.from_numpy(digits_raw["labels"])
+    images, labels = scaled(digits_raw.samples), torch.from_numpy(digits_raw.labels)
     torch.manual_seed(0)
     order = torch.randperm(len(images))
     train, val = order[:1400], order[1400:]
-    judge = train_judge(images[train], labels[train], 10, JudgeParams(epochs=8))
+    judge = train_judge(images[train], labels[train], 10, JUDGE_SETTINGS)
     return judge, images[train], labels[train], images[val], labels[val]
 
 
 def test_the_judge_learns_to_read_digits(judged):
     judge, train, _, val, val_labels = judged
-    accuracy = compute_metrics(["judge_accuracy"], MetricInputs(judge, train, val, val_labels, val))
+    accuracy = compute_metrics(["judge_accuracy"], _inputs(judge, train, val, val_labels, val))
     assert accuracy["judge_val_accuracy"] > 0.9
 
 
@@ -36,10 +50,10 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_noise(judged
 def test_frechet_distance_is_the_mean_over_draws_and_reports_their_spread(judged):
     judge, train, _, val, val_labels = judged
     halves = train[:700], train[700:1400]
-    singles = [
-        compute_metrics(["frechet_distance"], MetricInputs(judge, train, val, val_labels, half)) for half in halves
-    ]
-    both = compute_metrics(["frechet_distance"], MetricInputs(judge, train, val, val_labels, halves[0], (halves[1],)))
+    singles = [compute_metrics(["frechet_distance"], _inputs(judge, train, val, val_labels, half)) for half in halves]
+    both = compute_metrics(
+        ["frechet_distance"], _inputs(judge, train, val, val_labels, halves[0], more_generated=(halves[1],))
+    )
     first, second = (single["frechet_distance"] for single in singles)
     assert singles[0]["frechet_distance_std"] == 0.0
     assert both["frechet_distance"] == pytest.approx((first + second) / 2, rel=1e-5)
@@ -49,17 +63,17 @@ def test_frechet_distance_is_the_mean_over_draws_and_reports_their_spread(judged
 
 def test_real_data_covers_every_class_and_a_single_class_collapses(judged):
     judge, train, train_labels, val, val_labels = judged
-    real = compute_metrics(["mode_coverage"], MetricInputs(judge, train, val, val_labels, train))
+    real = compute_metrics(["mode_coverage"], _inputs(judge, train, val, val_labels, train))
     assert real["classes_covered"] == 10 and real["class_kl_divergence"] < 0.05
     only_sevens = train[train_labels == 7]
-    collapsed = compute_metrics(["mode_coverage"], MetricInputs(judge, train, val, val_labels, only_sevens))
+    collapsed = compute_metrics(["mode_coverage"], _inputs(judge, train, val, val_labels, only_sevens))
     assert collapsed["classes_covered"] <= 2
     assert collapsed["class_kl_divergence"] > 1.5  # log(10) = 2.3 for a perfect collapse
 
 
 def test_every_metric_returns_flat_floats(judged):
     judge, train, _, val, val_labels = judged
-    results = compute_metrics(list(METRICS), MetricInputs(judge, train, val, val_labels, train[:300]))
+    results = compute_metrics(list(IMAGE_METRICS), _inputs(judge, train, val, val_labels, train[:300]))
     assert results and all(isinstance(value, float) for value in results.values())
     assert results["frechet_distance_ratio"] == pytest.approx(
         results["frechet_distance"] / results["frechet_distance_real_floor"]
@@ -68,7 +82,7 @@ def test_every_metric_returns_flat_floats(judged):
 
 def test_precision_recall_density_coverage_are_near_one_for_real_against_real(judged):
     judge, train, _, val, val_labels = judged
-    scores = compute_metrics(["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, val))
+    scores = compute_metrics(["precision_recall_density_coverage"], _inputs(judge, train, val, val_labels, val))
     assert scores["precision"] == scores["recall"] == scores["coverage"] == 1.0
     assert scores["density"] == pytest.approx(1.0, abs=0.25)
 
@@ -76,9 +90,7 @@ def test_precision_recall_density_coverage_are_near_one_for_real_against_real(ju
 def test_a_collapsed_generator_keeps_precision_but_loses_recall_and_coverage(judged):
     judge, train, train_labels, val, val_labels = judged
     only_sevens = train[train_labels == 7]
-    scores = compute_metrics(
-        ["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, only_sevens)
-    )
+    scores = compute_metrics(["precision_recall_density_coverage"], _inputs(judge, train, val, val_labels, only_sevens))
     assert scores["precision"] > 0.8
     assert scores["recall"] < 0.4 and scores["coverage"] < 0.4
 
@@ -87,8 +99,8 @@ def test_noise_scores_far_below_real_data_and_density_is_the_robust_one(judged):
     judge, train, _, val, val_labels = judged
     noise = torch.rand(len(val), *val.shape[1:], generator=torch.Generator().manual_seed(0)) * 2 - 1
     metric = ["precision_recall_density_coverage"]
-    scores = compute_metrics(metric, MetricInputs(judge, train, val, val_labels, noise))
-    real = compute_metrics(metric, MetricInputs(judge, train, val, val_labels, train[: len(val)]))
+    scores = compute_metrics(metric, _inputs(judge, train, val, val_labels, noise))
+    real = compute_metrics(metric, _inputs(judge, train, val, val_labels, train[: len(val)]))
     assert all(scores[key] < 0.6 * real[key] for key in ("precision", "recall", "density", "coverage"))
     # Precision counts a sample inside any real k-NN ball, so outlying real points let noise in;
     # density (Naeem et al. 2020) counts how many balls, and stays low.
@@ -98,25 +110,25 @@ def test_noise_scores_far_below_real_data_and_density_is_the_robust_one(judged):
 def test_precision_and_recall_refuse_sets_smaller_than_the_neighbourhood(judged):
     judge, train, _, val, val_labels = judged
     with pytest.raises(ValueError, match=r"more than nearest_k \+ 1 = 6 samples per set, got 4"):
-        compute_metrics(["precision_recall_density_coverage"], MetricInputs(judge, train, val, val_labels, val[:4]))
+        compute_metrics(["precision_recall_density_coverage"], _inputs(judge, train, val, val_labels, val[:4]))
 
 
 def test_the_judge_inception_score_is_high_for_real_digits_and_near_one_for_a_single_class(judged):
     judge, train, train_labels, val, val_labels = judged
-    real = compute_metrics(["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train))
+    real = compute_metrics(["judge_inception_score"], _inputs(judge, train, val, val_labels, train))
     collapsed = compute_metrics(
-        ["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train[train_labels == 3])
+        ["judge_inception_score"], _inputs(judge, train, val, val_labels, train[train_labels == 3])
     )
     assert real["judge_inception_score"] > 4 and real["judge_inception_score_real"] > 4  # 10 at most: 10 classes
     assert collapsed["judge_inception_score"] < 1.5
-    again = compute_metrics(["judge_inception_score"], MetricInputs(judge, train, val, val_labels, train))
+    again = compute_metrics(["judge_inception_score"], _inputs(judge, train, val, val_labels, train))
     assert again == real  # the random split is seeded
 
 
 def test_copies_of_training_images_sit_much_closer_to_the_training_set_than_held_out_images(judged):
     judge, train, _, val, val_labels = judged
-    copies = compute_metrics(["memorisation"], MetricInputs(judge, train, val, val_labels, train[:300]))
-    held_out = compute_metrics(["memorisation"], MetricInputs(judge, train, val, val_labels, val))
+    copies = compute_metrics(["memorisation"], _inputs(judge, train, val, val_labels, train[:300]))
+    held_out = compute_metrics(["memorisation"], _inputs(judge, train, val, val_labels, val))
     assert copies["nearest_train_distance"] == pytest.approx(0, abs=1e-2)
     assert copies["nearest_train_distance_ratio"] < 0.01
     assert held_out["nearest_train_distance_ratio"] == pytest.approx(1.0)
@@ -131,7 +143,15 @@ def test_nearest_neighbours_finds_each_image_itself_first(judged):
 
 def test_every_metric_key_is_documented_in_the_readme_metrics_table(judged):
     judge, train, _, val, val_labels = judged
-    keys = set(compute_metrics(list(METRICS), MetricInputs(judge, train, val, val_labels, train[:300])))
+    keys = set(compute_metrics(list(IMAGE_METRICS), _inputs(judge, train, val, val_labels, train[:300])))
+    modes = KnownModes(np.array([[0.0, 0.0], [1.0, 1.0]]), std=0.1)
+    points = torch.zeros(4, 2)
+    keys |= set(
+        compute_metrics(
+            list(VECTOR_METRICS), MetricInputs(None, points, points, torch.zeros(4), points, SCORING, known_modes=modes)
+        )
+    )
+    assert set(IMAGE_METRICS) | set(VECTOR_METRICS) == set(METRICS)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
     documented = {key for cell in first_cells for key in re.findall(r"`(\w+)`", cell)}

@@ -5,14 +5,13 @@ import torch
 from torch import nn
 
 from gan_pipeline.gan.networks import (
-    PRESETS,
     StretchedTanh,
     architecture_from_dict,
     build_generator,
     build_networks,
-    resolve_architecture,
     with_spectral_norm,
 )
+from gan_pipeline.gan.presets import PRESETS, resolve_architecture
 
 
 def test_article_preset_matches_the_articles_layers():

@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from gan_pipeline.config import SpeedParams, TrainingParams
 from gan_pipeline.gan.checkpoints import CheckpointStore
-from gan_pipeline.gan.networks import PRESETS, build_networks, with_spectral_norm
+from gan_pipeline.gan.networks import build_networks, with_spectral_norm
+from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
+from gan_pipeline.gan.settings import HealthSettings, SettingError, SpeedOptions
 from gan_pipeline.gan.training import (
     Checkpointing,
     GANTrainer,
@@ -16,16 +17,17 @@ from gan_pipeline.gan.training import (
     standing_statistics,
     train_gan,
 )
-from tests.conftest import TINY_TRAINING, scaled
+from tests.conftest import scaled
+from tests.settings import TINY_SETTINGS, tiny_settings
 
 
 @pytest.fixture
 def real(digits_raw):
-    return scaled(digits_raw["samples"][:256])
+    return scaled(digits_raw.samples[:256])
 
 
 def _train(real, seed=0, **overrides):
-    config = TrainingParams(**{**TINY_TRAINING, "seed": seed, **overrides})
+    config = tiny_settings(seed=seed, **overrides)
     rng = seeded_generator(config.seed, torch.device("cpu"))
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     return train_gan(generator, discriminator, real, config, rng), generator, discriminator
@@ -46,7 +48,7 @@ def test_training_is_deterministic_on_cpu_for_a_seed(real):
 
 def test_each_step_draws_fresh_noise_in_mini_batches(real):
     seen = []
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "ema_decay": 0, "standing_statistics_batches": 0})
+    config = tiny_settings(epochs=1, ema_decay=0, standing_statistics_batches=0)
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()) if module.training else None)
     train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
@@ -57,10 +59,7 @@ def test_each_step_draws_fresh_noise_in_mini_batches(real):
 
 def test_g_generates_generated_batch_size_samples_per_step_against_batch_size_real_ones(real):
     latent_rows, d_rows = [], []
-    config = TrainingParams(
-        **{**TINY_TRAINING, "epochs": 1, "batch_size": 16, "generated_batch_size": 48, "ema_decay": 0},
-        standing_statistics_batches=2,
-    )
+    config = tiny_settings(epochs=1, batch_size=16, fakes_per_step=48, ema_decay=0, standing_statistics_batches=2)
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     generator.register_forward_pre_hook(
         lambda module, args: latent_rows.append(len(args[0])) if module.training else None
@@ -77,7 +76,7 @@ def test_discriminator_step_leaves_the_generator_alone_and_both_networks_learn(r
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     g_before = [p.clone() for p in generator.parameters()]
     d_before = [p.clone() for p in discriminator.parameters()]
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "ema_decay": 0})
+    config = tiny_settings(epochs=1, ema_decay=0)
     result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(d_before, discriminator.parameters(), strict=True))
@@ -86,8 +85,8 @@ def test_discriminator_step_leaves_the_generator_alone_and_both_networks_learn(r
 
 def test_history_has_one_row_per_logged_step_with_finite_losses(real):
     result, _, _ = _train(real)
-    steps_per_epoch = len(real) // TINY_TRAINING["batch_size"]
-    total = TINY_TRAINING["epochs"] * steps_per_epoch
+    steps_per_epoch = len(real) // TINY_SETTINGS.batch_size
+    total = TINY_SETTINGS.epochs * steps_per_epoch
     assert [row["step"] for row in result.history] == [*range(5, total + 1, 5), total][: len(result.history)]
     assert result.history[-1]["step"] == total
     for row in result.history:
@@ -147,7 +146,7 @@ def test_learning_rates_hold_then_fall_linearly_over_the_last_epochs():
 
 def test_each_epoch_trains_at_its_scheduled_learning_rates(real):
     seen = []
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 4, "lr_decay_start": 0.5, "discriminator_lr": 4e-4})
+    config = tiny_settings(epochs=4, lr_decay_start=0.5, discriminator_lr=4e-4)
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     trainer = GANTrainer(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     train_epoch = trainer.train_epoch
@@ -163,9 +162,10 @@ def test_each_epoch_trains_at_its_scheduled_learning_rates(real):
     assert seen == pytest.approx([2e-4, 4e-4] * 3 + [1e-4, 2e-4])  # (G, D) per epoch
 
 
-def test_a_batch_larger_than_the_data_is_refused(real):
-    with pytest.raises(ValueError, match=r"training.batch_size \(512\) is larger than the training split \(256"):
+def test_a_batch_larger_than_the_data_is_refused_naming_the_setting(real):
+    with pytest.raises(SettingError, match=r"batch_size: 512 is larger than the training data \(256 samples\)") as err:
         _train(real, batch_size=512)
+    assert err.value.setting == "batch_size"
 
 
 @pytest.mark.parametrize("loss", ["non_saturating", "lsgan", "hinge", "wgan_gp"])
@@ -181,7 +181,7 @@ def test_each_step_makes_discriminator_steps_d_updates_on_distinct_real_batches(
     index_of = {row.numpy().tobytes(): index for index, row in enumerate(real)}
     real_rows: list[int] = []
     calls = []
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "discriminator_steps": 3, "batch_size": 16})
+    config = tiny_settings(epochs=1, discriminator_steps=3, batch_size=16)
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
 
     def record(module, args):
@@ -199,7 +199,7 @@ def test_each_step_makes_discriminator_steps_d_updates_on_distinct_real_batches(
 def test_spectral_norm_keeps_every_discriminator_layer_at_unit_spectral_norm(real):
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     with_spectral_norm(discriminator)
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1, "spectral_norm": True})
+    config = tiny_settings(epochs=1)
     train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     layers = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     assert len(layers) == 3
@@ -214,7 +214,7 @@ def test_bf16_and_channels_last_run_on_cpu_as_they_would_on_cuda(real):
     conv_outputs = []
     first_conv = next(m for m in discriminator.modules() if isinstance(m, nn.Conv2d))
     first_conv.register_forward_hook(lambda module, args, output: conv_outputs.append(output))
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 1})
+    config = tiny_settings(epochs=1)
     speed = SpeedSettings(bf16=True, channels_last=True)
     result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")), speed=speed)
     assert {output.dtype for output in conv_outputs} == {torch.bfloat16}
@@ -224,12 +224,13 @@ def test_bf16_and_channels_last_run_on_cpu_as_they_would_on_cuda(real):
 
 
 def test_speed_options_default_to_the_fast_path_on_cuda_only():
-    cpu = SpeedSettings.resolve(SpeedParams(), torch.device("cpu"))
-    cuda = SpeedSettings.resolve(SpeedParams(), torch.device("cuda"))
+    auto = TINY_SETTINGS.speed
+    cpu = SpeedSettings.resolve(auto, torch.device("cpu"))
+    cuda = SpeedSettings.resolve(auto, torch.device("cuda"))
     assert cpu == SpeedSettings()
     assert cuda == SpeedSettings(bf16=True, channels_last=True, compile=True, cudnn_benchmark=True)
     forced = SpeedSettings.resolve(
-        SpeedParams(precision="bf16", compile=True, cudnn_benchmark=True), torch.device("cpu")
+        SpeedOptions(precision="bf16", channels_last="auto", compile=True, cudnn_benchmark=True), torch.device("cpu")
     )
     assert forced == SpeedSettings(bf16=True, compile=True)  # cuDNN does not exist on CPU
 
@@ -250,8 +251,8 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(rea
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     diverging = NaNAfter(discriminator)
     alerts = []
-    steps_per_epoch = len(real) // TINY_TRAINING["batch_size"]
-    config = TrainingParams(**{**TINY_TRAINING, "epochs": 3, "log_every_steps": steps_per_epoch})
+    steps_per_epoch = len(real) // TINY_SETTINGS.batch_size
+    config = tiny_settings(epochs=3, log_every_steps=steps_per_epoch)
     store = CheckpointStore(tmp_path)
 
     def poison_from_the_first_log_on(step, row):
@@ -266,7 +267,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(rea
             seeded_generator(0, torch.device("cpu")),
             on_step=poison_from_the_first_log_on,
             on_alert=lambda key, message: alerts.append(key),
-            checkpointing=Checkpointing(store, every_epochs=1, data_fingerprint="digits"),
+            checkpointing=Checkpointing(store, 1, "digits", trajectory={}, resume=True),
         )
     assert alerts == ["diverged"]
     record = store.latest()
@@ -276,9 +277,10 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(rea
 
 def test_a_discriminator_that_wins_outright_is_reported_once_as_a_warning(real, caplog):
     alerts = []
-    config = TrainingParams(
-        **{**TINY_TRAINING, "epochs": 1, "log_every_steps": 1},
-        health={"discriminator_win_score": 0.999, "discriminator_win_steps": 3},  # any D(G(z)) counts as a win
+    config = tiny_settings(
+        epochs=1,
+        log_every_steps=1,
+        health=HealthSettings(discriminator_win_score=0.999, discriminator_win_steps=3),  # any D(G(z)) is a win
     )
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     train_gan(
@@ -290,13 +292,13 @@ def test_a_discriminator_that_wins_outright_is_reported_once_as_a_warning(real, 
         on_alert=lambda key, message: alerts.append((key, message)),
     )
     assert [key for key, _ in alerts] == ["discriminator_won"]
-    assert "won outright for 3 steps by step 3" in alerts[0][1] and "training.spectral_norm" in alerts[0][1]
+    assert "won outright for 3 steps by step 3" in alerts[0][1] and "spectral normalisation" in alerts[0][1]
     assert "won outright" in caplog.text
 
 
 def test_a_healthy_short_run_raises_no_alert(real):
     alerts = []
-    config = TrainingParams(**TINY_TRAINING)
+    config = TINY_SETTINGS
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     train_gan(
         generator,

@@ -8,7 +8,7 @@ from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset
 from gan_pipeline.pipeline_registry import register_pipelines
 from gan_pipeline.pipelines.evaluation import nodes as evaluation_nodes
 from gan_pipeline.pipelines.promotion.nodes import promote_generator
-from tests.conftest import TINY_EVALUATION, TINY_TRAINING
+from tests.settings import evaluation_params, processing_params, promotion_params, training_params
 
 
 def _catalog(**datasets) -> DataCatalog:
@@ -34,13 +34,13 @@ def test_processing_training_and_evaluation_run_end_to_end_on_a_runner(digits_ra
     pipeline = pipelines["data_processing"] + pipelines["training"] + pipelines["evaluation"]
     catalog = _catalog(
         raw_dataset=digits_raw,
-        previous_judge={},
         **{
-            "params:data_processing": {"validation_fraction": 0.2, "seed": 0},
-            "params:training": TINY_TRAINING,
-            "params:evaluation": TINY_EVALUATION,
+            "params:data_processing": processing_params(),
+            "params:training": training_params(),
+            "params:evaluation": evaluation_params(),
         },
     )
+    catalog["previous_judge"] = TensorsDataset(str(tmp_path / "judge.safetensors"), missing_ok=True)
     # Intermediate memory datasets are released once consumed: keep the ones we inspect on disk.
     catalog["generator"] = TensorsDataset(str(tmp_path / "generator.safetensors"))
     catalog["loss_history"] = TableDataset(str(tmp_path / "loss_history.csv"))
@@ -48,7 +48,7 @@ def test_processing_training_and_evaluation_run_end_to_end_on_a_runner(digits_ra
     SequentialRunner().run(pipeline, catalog)
 
     generator = catalog.load("generator")
-    assert "project.0.weight" in generator and "architecture" in generator["__metadata__"]
+    assert "project.0.weight" in generator.arrays and "architecture" in generator.metadata
     history = catalog.load("loss_history")
     assert list(history.columns[:6]) == ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake"]
     assert history["step"].is_monotonic_increasing and len(history) > 1
@@ -58,11 +58,12 @@ def test_processing_training_and_evaluation_run_end_to_end_on_a_runner(digits_ra
     assert catalog.load("registered_model") == {"logged": False}
 
 
-def test_an_unchanged_judge_is_reused_not_retrained(digits_raw, monkeypatch):
+def test_an_unchanged_judge_is_reused_not_retrained(digits_raw, monkeypatch, tmp_path):
     pipelines = register_pipelines()
     fit_judge_only = pipelines["data_processing"] + pipelines["evaluation"].only_nodes("fit_judge")
-    params = {"params:data_processing": {"validation_fraction": 0.2, "seed": 0}, "params:evaluation": TINY_EVALUATION}
-    first = _catalog(raw_dataset=digits_raw, previous_judge={}, **params)
+    params = {"params:data_processing": processing_params(), "params:evaluation": evaluation_params()}
+    first = _catalog(raw_dataset=digits_raw, **params)
+    first["previous_judge"] = TensorsDataset(str(tmp_path / "absent.safetensors"), missing_ok=True)
     SequentialRunner().run(fit_judge_only, first)
     judge = first.load("judge")  # a free output: kept by the catalog
 
@@ -72,19 +73,19 @@ def test_an_unchanged_judge_is_reused_not_retrained(digits_raw, monkeypatch):
     second = _catalog(raw_dataset=digits_raw, previous_judge=judge, **params)
     SequentialRunner().run(fit_judge_only, second)
     assert trainings == []
-    assert second.load("judge")["__metadata__"] == judge["__metadata__"]
+    assert second.load("judge").metadata == judge.metadata
 
-    changed = {**params, "params:evaluation": {**TINY_EVALUATION, "judge": {"epochs": 3}}}
+    changed = {**params, "params:evaluation": evaluation_params(judge={"epochs": 3})}
     third = _catalog(raw_dataset=digits_raw, previous_judge=judge, **changed)
     SequentialRunner().run(fit_judge_only, third)
     assert len(trainings) == 1
-    assert third.load("judge")["__metadata__"]["fingerprint"] != judge["__metadata__"]["fingerprint"]
+    assert third.load("judge").metadata["fingerprint"] != judge.metadata["fingerprint"]
 
 
 def test_promotion_has_nothing_to_do_when_no_version_was_registered_or_it_is_disabled():
-    assert promote_generator({"logged": False}, {}) == {
+    assert promote_generator({"logged": False}, promotion_params()) == {
         "outcome": "skipped",
         "reason": "no model version was registered",
     }
     registered = {"registered_model_name": "gan-generator-digits", "registered_model_version": 3}
-    assert promote_generator(registered, {"enabled": False})["reason"] == "promotion.enabled is false"
+    assert promote_generator(registered, promotion_params(enabled=False))["reason"] == "promotion.enabled is false"

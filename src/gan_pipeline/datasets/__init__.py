@@ -12,6 +12,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from gan_pipeline.errors import UserError
+from gan_pipeline.splits import CardValue, MixtureModes
+
+
+class SourceError(UserError):
+    """A source cannot deliver its data as configured; the message names the file or option and the fix."""
+
 
 class SourceOptions(BaseModel):
     """Base for a source's options: unknown keys are errors, not silently ignored."""
@@ -24,12 +31,15 @@ class RawDataset:
     """What every source returns.
 
     ``samples`` are images ``(N, C, H, W)`` uint8 in [0, 255], or vectors ``(N, D)`` float32;
-    ``labels`` are ``(N,)`` int64; ``card`` records provenance (source, checksums, versions).
+    ``labels`` are ``(N,)`` int64 indices into ``class_names``; ``card`` records provenance (source,
+    checksums, versions); ``modes`` says where a synthetic mixture's modes are.
     """
 
     samples: np.ndarray
     labels: np.ndarray
-    card: dict[str, str | int | float]
+    class_names: tuple[str, ...]
+    card: dict[str, CardValue]
+    modes: MixtureModes | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ def load_sklearn_digits(options: DigitsOptions, raw_dir: Path) -> RawDataset:
     return RawDataset(
         samples=images,
         labels=labels,
+        class_names=tuple(str(digit) for digit in range(10)),
         card={
             "source": "sklearn.datasets.load_digits",
             "sklearn_version": sklearn.__version__,

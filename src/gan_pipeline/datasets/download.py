@@ -22,6 +22,8 @@ from urllib.error import HTTPError, URLError
 
 from tqdm.auto import tqdm
 
+from gan_pipeline.datasets import SourceError
+
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
@@ -29,11 +31,11 @@ HEX_LENGTHS = {"sha256": 64, "md5": 32}  # the algorithms a checksum may name, a
 PARTIAL_SUFFIX = ".part"
 
 
-class ChecksumError(ValueError):
+class ChecksumError(SourceError, ValueError):
     """A file's bytes are not the ones its checksum describes."""
 
 
-class DownloadError(OSError):
+class DownloadError(SourceError, OSError):
     """No mirror delivered a verified copy of a file."""
 
 

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pipeline.datasets import SourceError
+
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions: (N, H, W)
 LABELS_MAGIC = 0x00000801  # uint8, 1 dimension: (N,)
 KINDS = {IMAGES_MAGIC: "idx3 uint8 images", LABELS_MAGIC: "idx1 uint8 labels"}
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(SourceError, ValueError):
     """A file is not the IDX array its name promises."""
 
 

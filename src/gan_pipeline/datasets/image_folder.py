@@ -15,14 +15,14 @@ import PIL
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import PositiveInt
 
-from gan_pipeline.datasets import RawDataset, SourceOptions, option_key, register_dataset
+from gan_pipeline.datasets import RawDataset, SourceError, SourceOptions, option_key, register_dataset
 
 FORMATS = {"PNG", "JPEG"}
 PIL_MODES = {1: "L", 3: "RGB"}  # channels -> Pillow mode
 MAX_LISTED = 20  # bad files named in one error; the rest are counted
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(SourceError, ValueError):
     """The folder cannot be turned into a dataset as it stands."""
 
 
@@ -57,6 +57,7 @@ def load_image_folder(options: ImageFolderOptions, raw_dir: Path) -> RawDataset:
     return RawDataset(
         samples=np.stack(images),  # (N, C, H, W)
         labels=np.asarray(labels, dtype=np.int64),
+        class_names=tuple(class_names),
         card={
             "source": "image_folder",
             "path": str(root),

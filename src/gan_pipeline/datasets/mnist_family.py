@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from gan_pipeline.datasets import RawDataset, SourceOptions, option_key, register_dataset
+from gan_pipeline.datasets import RawDataset, SourceError, SourceOptions, option_key, register_dataset
 from gan_pipeline.datasets.download import Checksum, RetryPolicy, VerifiedFile, fetch_file, verify_file
 from gan_pipeline.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxFormatError, read_idx
 
@@ -25,10 +25,18 @@ SPLIT_SIZES = {"train": 60_000, "test": 10_000}  # the same in all three release
 NUM_CLASSES = 10
 
 
+DIGIT_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
+
+
+class MissingSourceFile(SourceError, FileNotFoundError):
+    """A file the options point to is not there."""
+
+
 @dataclass(frozen=True)
 class IdxRelease:
     mirrors: tuple[str, ...]
     checksums: dict[str, str]  # file name -> "sha256:<hex>", as published by the dataset's authors
+    class_names: tuple[str, ...]  # label -> name, as the authors list them
 
 
 RELEASES = {
@@ -43,6 +51,7 @@ RELEASES = {
             TEST_IMAGES: "sha256:8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
             TEST_LABELS: "sha256:f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         },
+        class_names=DIGIT_NAMES,
     ),
     "fashion_mnist": IdxRelease(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
@@ -52,6 +61,18 @@ RELEASES = {
             TEST_IMAGES: "sha256:346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
             TEST_LABELS: "sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         },
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
     "kmnist": IdxRelease(
         mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
@@ -61,6 +82,7 @@ RELEASES = {
             TEST_IMAGES: "sha256:edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
             TEST_LABELS: "sha256:20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
         },
+        class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),  # Kuzushiji hiragana, romanised
     ),
 }
 
@@ -142,6 +164,7 @@ def load_idx_release(dataset: str, options: IdxReleaseOptions, raw_dir: Path) ->
     return RawDataset(
         samples=np.concatenate([images for images, _ in splits.values()])[:, None],  # (N, 1, H, W)
         labels=np.concatenate([labels for _, labels in splits.values()]).astype(np.int64),
+        class_names=RELEASES[dataset].class_names,
         card=card,
     )
 
@@ -164,7 +187,7 @@ def obtain_file(dataset: str, name: str, options: IdxReleaseOptions, raw_dir: Pa
         )
     path = options.local_dir / name
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingSourceFile(
             f"{path} does not exist: copy {name} there, drop its split from "
             f"{option_key(dataset, 'splits')}, or remove {option_key(dataset, 'local_dir')} to download "
             "from the mirrors"

@@ -1,7 +1,7 @@
 """2-D Gaussian mixtures that make mode collapse measurable (the PacGAN / VEEGAN protocol).
 
-Every mode has a known centre, so evaluation can count how many modes a generator reaches and
-how many of its samples land close to one, instead of judging a picture.
+Every mode has a known centre, recorded with the data, so evaluation can count how many modes a
+generator reaches and how many of its samples land close to one, instead of judging a picture.
 """
 
 from dataclasses import dataclass
@@ -12,8 +12,7 @@ import numpy as np
 from pydantic import PositiveInt
 
 from gan_pipeline.datasets import RawDataset, SourceOptions, register_dataset
-
-HIGH_QUALITY_STDS = 3.0  # a sample within this many stds of its nearest centre is "high quality"
+from gan_pipeline.splits import MixtureModes
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,6 @@ class SyntheticOptions(SourceOptions):
     seed: int = 0
 
 
-def synthetic_modes(name: str) -> tuple[np.ndarray, float]:
-    """Mode centres ``(K, 2)`` and their std for a synthetic dataset, for evaluation."""
-    if name not in MIXTURES:
-        raise KeyError(f"no synthetic dataset {name!r}; allowed: {sorted(MIXTURES)}")
-    mixture = MIXTURES[name]
-    return mixture.centres.copy(), mixture.std
-
-
 def sample_mixture(name: str, options: SyntheticOptions, raw_dir: Path) -> RawDataset:
     """``num_samples`` points ``(N, 2)`` float32, labelled with the index of the mode they came from.
 
@@ -64,6 +55,8 @@ def sample_mixture(name: str, options: SyntheticOptions, raw_dir: Path) -> RawDa
     return RawDataset(
         samples=points.astype(np.float32),
         labels=labels.astype(np.int64),
+        class_names=tuple(f"mode {index}" for index in range(len(mixture.centres))),
+        modes=MixtureModes(tuple(map(tuple, mixture.centres.tolist())), mixture.std),
         card={
             "source": f"synthetic:{name}",
             "seed": options.seed,
@@ -72,24 +65,6 @@ def sample_mixture(name: str, options: SyntheticOptions, raw_dir: Path) -> RawDa
             "numpy_version": np.__version__,
         },
     )
-
-
-def mode_collapse_metrics(samples: np.ndarray, centres: np.ndarray, std: float) -> dict[str, float]:
-    """Modes reached and share of high-quality samples (within 3 std of their nearest centre).
-
-    A mode counts as covered when at least one high-quality sample has it as nearest centre.
-    """
-    samples = np.asarray(samples, dtype=np.float64)
-    if samples.ndim != 2 or samples.shape[1] != centres.shape[1] or len(samples) == 0:
-        raise ValueError(f"samples must be a non-empty (N, {centres.shape[1]}) array, got shape {samples.shape}")
-    distances = np.linalg.norm(samples[:, None, :] - centres[None, :, :], axis=2)  # (N, K)
-    nearest = distances.argmin(axis=1)
-    high_quality = distances[np.arange(len(samples)), nearest] <= HIGH_QUALITY_STDS * std
-    return {
-        "modes_covered": float(len(np.unique(nearest[high_quality]))),
-        "num_modes": float(len(centres)),
-        "high_quality_share": float(high_quality.mean()),
-    }
 
 
 def requested_samples(options: SyntheticOptions) -> int:

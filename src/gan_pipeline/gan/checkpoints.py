@@ -9,6 +9,7 @@ the commit point: a crash while writing leaves the previous checkpoint in force.
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,46 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gan_pipeline.config import TrainingParams
 from gan_pipeline.gan.files import atomic_path
 from gan_pipeline.gan.networks import AnyArchitecture
 
 logger = logging.getLogger(__name__)
 
 RECORD_NAME = "last.json"
-# Keys that do not change what is trained: a run may resume with different values for them.
-NON_TRAJECTORY_KEYS = {"device", "speed", "resume", "checkpoint", "health", "progress_bar"}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used as it is; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class SettingDifference:
+    setting: str
+    in_checkpoint: Any
+    now: Any
+
+
+class CheckpointMismatchError(CheckpointError):
+    """An unfinished checkpoint of a different run: continuing it would mix two trainings."""
+
+    def __init__(
+        self, directory: Path, record: "CheckpointRecord", differences: list[SettingDifference], problems: list[str]
+    ) -> None:
+        self.directory, self.record, self.differences, self.problems = directory, record, differences, problems
+        super().__init__(self.describe())
+
+    def describe(self, name_of: Callable[[str], str] = str) -> str:
+        """The refusal, each differing setting named by ``name_of`` (the caller's name for it)."""
+        lines = [
+            f"{name_of(d.setting)}: {d.in_checkpoint!r} in the checkpoint, {d.now!r} now" for d in self.differences
+        ]
+        return (
+            f"found an unfinished checkpoint in {self.directory} (epoch {self.record.epoch}, step {self.record.step}) "
+            "of a different run:\n  "
+            + "\n  ".join([*lines, *self.problems])
+            + "\nRestore those settings to continue it, or start a new run without resuming (its checkpoints "
+            "replace these)."
+        )
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,7 @@ class CheckpointRecord:
     epoch: int  # epochs completed
     step: int  # steps completed
     completed: bool  # the run finished: nothing to resume
-    trajectory: dict[str, Any]  # parameters (and process count) that determine the run
+    trajectory: dict[str, Any]  # the caller's settings that determine the run (Checkpointing.trajectory)
     data_fingerprint: str
     tracking_run_id: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
@@ -47,16 +75,6 @@ class CheckpointRecord:
     # The networks' resolved architecture: with `preset: auto` a preset can change between versions of the
     # code while the parameters stay the same. None in records written before it was recorded.
     network: dict[str, Any] | None = None
-
-
-def trajectory_settings(config: TrainingParams, world_size: int, device_type: str) -> dict[str, Any]:
-    """What must match for a checkpoint to be continued: the parameters that shape training, the
-    number of processes (it sets the shards) and the kind of device (its RNG states differ)."""
-    return {
-        **config.model_dump(mode="json", exclude=NON_TRAJECTORY_KEYS),
-        "world_size": world_size,
-        "device_type": device_type,
-    }
 
 
 def data_fingerprint(samples: np.ndarray) -> str:
@@ -72,9 +90,9 @@ def network_settings(arch: AnyArchitecture) -> dict[str, Any]:
     return json.loads(json.dumps(arch.to_dict()))
 
 
-def settings_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str) -> list[str]:
+def settings_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[SettingDifference]:
     return [
-        f"{prefix}{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+        SettingDifference(key, saved.get(key), current.get(key))
         for key in sorted(set(saved) | set(current))
         if saved.get(key) != current.get(key)
     ]
@@ -99,7 +117,7 @@ class CheckpointStore:
         except (json.JSONDecodeError, TypeError) as err:
             raise CheckpointError(
                 f"{self.record_path} is not a checkpoint record ({err}); delete {self.directory} to start "
-                "over or set training.resume=never"
+                "over, or start a new run without resuming"
             ) from err
 
     def resumable(
@@ -113,21 +131,19 @@ class CheckpointStore:
         record = self.latest()
         if record is None or record.completed:
             return None
-        problems = settings_differences(record.trajectory, trajectory, "training.")
+        differences = settings_differences(record.trajectory, trajectory)
+        problems = []
         if record.network is None:
             problems.append("the checkpoint does not record its network (an earlier version of gan-pipeline wrote it)")
         else:
-            problems += settings_differences(record.network, network, "network ")
+            problems += [
+                f"network {d.setting}: {d.in_checkpoint!r} in the checkpoint, {d.now!r} now"
+                for d in settings_differences(record.network, network)
+            ]
         if record.data_fingerprint != fingerprint:
             problems.append("the training set differs from the one the checkpoint was trained on")
-        if problems:
-            raise CheckpointError(
-                f"training.resume=auto found an unfinished checkpoint in {self.directory} "
-                f"(epoch {record.epoch}, step {record.step}) of a different run:\n  "
-                + "\n  ".join(problems)
-                + "\nRestore those settings to continue it, or pass --params training.resume=never to start a new "
-                "run (its checkpoints replace these)."
-            )
+        if differences or problems:
+            raise CheckpointMismatchError(self.directory, record, differences, problems)
         return record
 
     def load(self, record: CheckpointRecord) -> dict[str, torch.Tensor]:
@@ -137,8 +153,8 @@ class CheckpointStore:
         except (SafetensorError, OSError) as err:
             raise CheckpointError(
                 f"{self.record_path} points to {path}, which cannot be read ({err}). On several nodes the "
-                "checkpoint directory must be shared storage; otherwise delete it to start over or set "
-                "training.resume=never"
+                "checkpoint directory must be shared storage; otherwise delete it to start over, or start a new "
+                "run without resuming"
             ) from err
 
     def save(self, record: CheckpointRecord, tensors: dict[str, torch.Tensor]) -> CheckpointRecord:

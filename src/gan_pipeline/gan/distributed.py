@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gan_pipeline.gan.runtime import resolve_device
+from gan_pipeline.gan.settings import SettingError
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ SINGLE_PROCESS = DistributedContext()
 def distributed_device(name: str, local_rank: int) -> torch.device:
     """Each process gets its own GPU: ``auto`` and ``cuda`` become ``cuda:LOCAL_RANK``."""
     if name.startswith("cuda:") or name == "mps":
-        raise ValueError(
-            f"training.device={name!r} cannot be shared by several torchrun processes; "
-            "use 'auto' or 'cuda' (each process takes cuda:LOCAL_RANK) or 'cpu'"
+        raise SettingError(
+            "device",
+            f"{name!r} cannot be shared by several torchrun processes; use 'auto' or 'cuda' (each process takes "
+            "cuda:LOCAL_RANK) or 'cpu'",
         )
     device = resolve_device(name)
     if device.type == "cuda":

@@ -1,10 +1,13 @@
-"""Atomic file writes: a crash never leaves a half-written file where a reader expects a whole one."""
+"""Files the core reads and writes: atomic writes, and the content of a safetensors file."""
 
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -24,3 +27,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class TensorFile:
+    """What a safetensors file holds: named arrays, and string metadata in its header."""
+
+    arrays: dict[str, np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)

@@ -4,21 +4,25 @@ ImageNet Inception features mean little for 8x8 digits; a classifier trained on 
 domain gives both class predictions (mode coverage) and a feature space (Frechet distance).
 """
 
+import json
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_pipeline.config import JudgeParams
+from gan_pipeline.gan.files import TensorFile
+from gan_pipeline.gan.serialization import load_state, module_to_tensors
+from gan_pipeline.gan.settings import JudgeSettings
 
 
 class Judge(nn.Module):
     """Image (C, H, W) in [-1, 1] -> class logits; ``features`` is the penultimate layer."""
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, feature_dim: int = 64) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, feature_dim: int) -> None:
         super().__init__()
-        self.image_shape, self.num_classes = tuple(image_shape), num_classes
+        self.image_shape, self.num_classes, self.feature_dim = tuple(image_shape), num_classes, feature_dim
         channels, height, width = image_shape
         reduced = math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
         self.body = nn.Sequential(
@@ -53,7 +57,7 @@ def _random_shift(images: torch.Tensor, rng: torch.Generator, max_shift: int = 1
     return padded[..., max_shift + dy : max_shift + dy + h, max_shift + dx : max_shift + dx + w]
 
 
-def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: JudgeParams) -> Judge:
+def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: JudgeSettings) -> Judge:
     """Fit the judge on real images (N, C, H, W) in [-1, 1] with integer labels."""
     rng = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -74,3 +78,20 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, co
             optimiser.step()
             schedule.step()
     return judge.eval()
+
+
+def judge_to_tensors(judge: Judge, **metadata: Any) -> TensorFile:
+    """The judge's weights with its shape in the header (plus ``metadata``, e.g. what it was trained on)."""
+    return module_to_tensors(
+        judge,
+        **metadata,
+        image_shape=json.dumps(list(judge.image_shape)),
+        num_classes=judge.num_classes,
+        feature_dim=judge.feature_dim,
+    )
+
+
+def judge_from_tensors(tensors: TensorFile) -> Judge:
+    meta = tensors.metadata
+    judge = Judge(tuple(json.loads(meta["image_shape"])), int(meta["num_classes"]), int(meta["feature_dim"]))
+    return load_state(judge, tensors).eval()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_pipeline.config import TrainingParams
+from gan_pipeline.gan.settings import SettingError, TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
     return (input_gradient_norms(discriminator, real) ** 2).mean()
 
 
-LOSSES: dict[str, Callable[[TrainingParams], GANLoss]] = {
+LOSSES: dict[str, Callable[[TrainingSettings], GANLoss]] = {
     "non_saturating": lambda config: NonSaturatingLoss(),
     "lsgan": lambda config: LeastSquaresLoss(),
     "hinge": lambda config: HingeLoss(),
@@ -161,5 +161,7 @@ LOSSES: dict[str, Callable[[TrainingParams], GANLoss]] = {
 }
 
 
-def build_loss(config: TrainingParams) -> GANLoss:
-    return LOSSES[config.loss](config)
+def build_loss(settings: TrainingSettings) -> GANLoss:
+    if settings.loss not in LOSSES:
+        raise SettingError("loss", f"unknown loss {settings.loss!r}; allowed: {sorted(LOSSES)}")
+    return LOSSES[settings.loss](settings)

@@ -1,9 +1,10 @@
-"""Generator quality metrics in the judge's feature space, by name.
+"""Generator quality metrics, by name: in the judge's feature space for images, against known modes for vectors.
 
 Each metric takes a ``MetricInputs`` and returns a flat dict of floats; ``METRICS`` maps a name
-to it. The judge's features and logits of every image set are computed once, on first use, and
-shared by all metrics. The metric keys are stable: the MLflow comparison and the promotion gate
-read them, and the README documents each one.
+to it, and ``IMAGE_METRICS`` and ``VECTOR_METRICS`` name those that apply to each kind of data.
+The judge's features and logits of every image set are computed once, on first use, and shared
+by all metrics. The metric keys are stable: the MLflow comparison and the promotion gate read
+them, and the README documents each one.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 from prdc import compute_prdc
 from torch import nn
@@ -21,8 +23,10 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from gan_pipeline.gan.judge import Judge
+from gan_pipeline.gan.settings import ScoringSettings, SettingError
 
 BATCH_SIZE = 1024
+HIGH_QUALITY_STDS = 3.0  # a vector within this many stds of its nearest mode is "high quality" (PacGAN, VEEGAN)
 
 
 @dataclass(frozen=True)
@@ -71,36 +75,47 @@ def nearest_neighbours(
 
 
 @dataclass(frozen=True)
+class KnownModes:
+    """The modes of a synthetic mixture: centres ``(K, D)`` and their common standard deviation."""
+
+    centres: np.ndarray
+    std: float
+
+
+@dataclass(frozen=True)
 class MetricInputs:
-    judge: Judge
-    real_train: torch.Tensor  # (N, C, H, W) in [-1, 1]
+    judge: Judge | None  # images are scored by the judge; vectors against their known modes
+    real_train: torch.Tensor  # (N, C, H, W) in [-1, 1], or (N, D) vectors
     real_validation: torch.Tensor
     validation_labels: torch.Tensor
     generated: torch.Tensor
+    scoring: ScoringSettings
     more_generated: tuple[torch.Tensor, ...] = ()  # further draws as large as ``generated``, for the Frechet distance
-    confidence_threshold: float = 0.9
-    nearest_k: int = 5  # Naeem et al. (2020) use k = 5 for precision, recall, density and coverage
-    inception_score_splits: int = 10
-    memorisation_samples: int = 2000  # generated and held-out images whose nearest training image is searched
-    seed: int = 0  # for the random split of the inception score
+    known_modes: KnownModes | None = None
+
+    @property
+    def judged_by(self) -> Judge:
+        if self.judge is None:
+            raise ValueError("this metric scores images in a judge's feature space, but no judge was given")
+        return self.judge
 
     @cached_property
     def train_outputs(self) -> JudgeOutputs:
-        return judge_outputs(self.judge, self.real_train)
+        return judge_outputs(self.judged_by, self.real_train)
 
     @cached_property
     def validation_outputs(self) -> JudgeOutputs:
-        return judge_outputs(self.judge, self.real_validation)
+        return judge_outputs(self.judged_by, self.real_validation)
 
     @cached_property
     def generated_outputs(self) -> JudgeOutputs:
-        return judge_outputs(self.judge, self.generated)
+        return judge_outputs(self.judged_by, self.generated)
 
     @cached_property
     def generated_to_train(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel distance of the first ``memorisation_samples`` generated images to their nearest
         training image, and that image's index."""
-        distances, indices = nearest_neighbours(self.generated[: self.memorisation_samples], self.real_train)
+        distances, indices = nearest_neighbours(self.generated[: self.scoring.memorisation_samples], self.real_train)
         return distances[:, 0], indices[:, 0]
 
 
@@ -160,7 +175,7 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     over draws of the same size is steadier and keeps the floor's sample count, hence its bias.
     """
     draws = [inputs.generated_outputs.features]
-    draws += [judge_outputs(inputs.judge, images).features for images in inputs.more_generated]
+    draws += [judge_outputs(inputs.judged_by, images).features for images in inputs.more_generated]
     *distances, floor = frechet_distance_of_features(
         inputs.validation_outputs.features, [*draws, inputs.train_outputs.features]
     )
@@ -176,7 +191,7 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
 
 def class_histograms(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tensor]:
     """Class shares of generated samples (judge's prediction) and of the real validation split (labels)."""
-    num_classes = inputs.judge.num_classes
+    num_classes = inputs.judged_by.num_classes
     generated = torch.bincount(inputs.generated_outputs.predicted_classes, minlength=num_classes).double()
     real = torch.bincount(inputs.validation_labels, minlength=num_classes).double()
     return generated / generated.sum(), real / real.sum()
@@ -186,10 +201,10 @@ def mode_coverage(inputs: MetricInputs) -> dict[str, float]:
     """Classes the judge finds among generated samples, and KL(generated || real) of class shares."""
     p, q = class_histograms(inputs)
     kl = torch.where(p > 0, p * (p / q.clamp_min(1e-12)).log(), torch.zeros_like(p)).sum()
-    confident = inputs.generated_outputs.probabilities.max(dim=1).values >= inputs.confidence_threshold
+    confident = inputs.generated_outputs.probabilities.max(dim=1).values >= inputs.scoring.confidence_threshold
     return {
         "classes_covered": float((p > 0).sum()),
-        "num_classes": float(inputs.judge.num_classes),
+        "num_classes": float(inputs.judged_by.num_classes),
         "class_kl_divergence": kl.item(),
         "confident_share": confident.double().mean().item(),
     }
@@ -200,17 +215,18 @@ def precision_recall_density_coverage(inputs: MetricInputs) -> dict[str, float]:
 
     Real validation features against as many generated ones, since the k-NN radii depend on set size.
     """
-    count = min(len(inputs.real_validation), len(inputs.generated))
-    if count <= inputs.nearest_k + 1:
-        raise ValueError(
-            f"precision/recall need more than nearest_k + 1 = {inputs.nearest_k + 1} samples per set, got {count}; "
-            "lower evaluation.nearest_k or generate more samples"
+    count, nearest_k = min(len(inputs.real_validation), len(inputs.generated)), inputs.scoring.nearest_k
+    if count <= nearest_k + 1:
+        raise SettingError(
+            "nearest_k",
+            f"precision/recall need more than nearest_k + 1 = {nearest_k + 1} samples per set, got {count}; "
+            "lower it or generate more samples",
         )
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
         scores = compute_prdc(  # float64: scikit-learn's float32 distances take a slower, upcasting path
             real_features=inputs.validation_outputs.features[:count].double().numpy(),
             fake_features=inputs.generated_outputs.features[:count].double().numpy(),
-            nearest_k=inputs.nearest_k,
+            nearest_k=nearest_k,
         )
     return {name: float(scores[name]) for name in ("precision", "recall", "density", "coverage")}
 
@@ -219,12 +235,9 @@ def judge_inception_score(inputs: MetricInputs) -> dict[str, float]:
     """Inception score of generated samples with the judge as classifier; the real validation split for scale."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
-        mean, std = inception_score_of_logits(
-            inputs.generated_outputs.logits, inputs.inception_score_splits, inputs.seed
-        )
-        real_mean, _ = inception_score_of_logits(
-            inputs.validation_outputs.logits, inputs.inception_score_splits, inputs.seed
-        )
+        splits, seed = inputs.scoring.inception_score_splits, inputs.scoring.seed
+        mean, std = inception_score_of_logits(inputs.generated_outputs.logits, splits, seed)
+        real_mean, _ = inception_score_of_logits(inputs.validation_outputs.logits, splits, seed)
     return {"judge_inception_score": mean, "judge_inception_score_std": std, "judge_inception_score_real": real_mean}
 
 
@@ -236,9 +249,42 @@ def memorisation(inputs: MetricInputs) -> dict[str, float]:
     ``memorisation_samples`` images of each kind.
     """
     generated, _ = inputs.generated_to_train
-    held_out = nearest_neighbours(inputs.real_validation[: inputs.memorisation_samples], inputs.real_train)[0][:, 0]
+    held_out_images = inputs.real_validation[: inputs.scoring.memorisation_samples]
+    held_out = nearest_neighbours(held_out_images, inputs.real_train)[0][:, 0]
     ratio = generated.median() / held_out.median().clamp_min(1e-12)
     return {"nearest_train_distance": generated.median().item(), "nearest_train_distance_ratio": ratio.item()}
+
+
+def nearest_modes(samples: np.ndarray, modes: KnownModes) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's nearest mode ``(N,)`` and its distance to it."""
+    distances = np.linalg.norm(samples[:, None, :] - modes.centres[None, :, :], axis=2)  # (N, K)
+    nearest = distances.argmin(axis=1)
+    return nearest, distances[np.arange(len(samples)), nearest]
+
+
+def mode_collapse_metrics(samples: np.ndarray, modes: KnownModes) -> dict[str, float]:
+    """Modes reached and share of high-quality samples (within 3 std of their nearest centre).
+
+    A mode counts as covered when at least one high-quality sample has it as nearest centre.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    dims = modes.centres.shape[1]
+    if samples.ndim != 2 or samples.shape[1] != dims or len(samples) == 0:
+        raise ValueError(f"samples must be a non-empty (N, {dims}) array, got shape {samples.shape}")
+    nearest, distance = nearest_modes(samples, modes)
+    high_quality = distance <= HIGH_QUALITY_STDS * modes.std
+    return {
+        "modes_covered": float(len(np.unique(nearest[high_quality]))),
+        "num_modes": float(len(modes.centres)),
+        "high_quality_share": float(high_quality.mean()),
+    }
+
+
+def mode_collapse(inputs: MetricInputs) -> dict[str, float]:
+    """The 2-D benchmark protocol (PacGAN, VEEGAN): modes reached by high-quality samples, and their share."""
+    if inputs.known_modes is None:
+        raise ValueError("mode_collapse scores vectors against known modes, but none were given")
+    return mode_collapse_metrics(inputs.generated.numpy(), inputs.known_modes)
 
 
 METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
@@ -248,7 +294,17 @@ METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "precision_recall_density_coverage": precision_recall_density_coverage,
     "judge_inception_score": judge_inception_score,
     "memorisation": memorisation,
+    "mode_collapse": mode_collapse,
 }
+IMAGE_METRICS = (
+    "judge_accuracy",
+    "frechet_distance",
+    "mode_coverage",
+    "precision_recall_density_coverage",
+    "judge_inception_score",
+    "memorisation",
+)
+VECTOR_METRICS = ("mode_collapse",)
 
 
 def compute_metrics(names: list[str], inputs: MetricInputs) -> dict[str, float]:

@@ -1,7 +1,11 @@
-"""Generator and discriminator networks, by family (DCGAN for images, MLP for vectors), plus named presets."""
+"""Generator and discriminator networks, by family (DCGAN for images, MLP for vectors).
+
+Self-contained (torch only): a copy of this file is logged with every registered generator, which
+rebuilds it from its architecture without the project installed. Named presets are in ``presets.py``.
+"""
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -118,71 +122,6 @@ ARCHITECTURE_FAMILIES: dict[str, type[AnyArchitecture]] = {"dcgan": Architecture
 def architecture_from_dict(values: dict[str, Any]) -> AnyArchitecture:
     values = dict(values)
     return ARCHITECTURE_FAMILIES[values.pop("family", "dcgan")](**values)
-
-
-def architecture_fields() -> set[str]:
-    """Every field a preset override may set, across families."""
-    names = {f.name for family in ARCHITECTURE_FAMILIES.values() for f in fields(family)}
-    return names - {"image_shape", "sample_shape"}
-
-
-PRESETS: dict[str, AnyArchitecture] = {
-    # The article's Keras DCGAN for 28x28 MNIST, layer for layer.
-    "article_dcgan": Architecture(),
-    # The same design scaled to scikit-learn's 8x8 digits: 2x2 -> 4x4 -> 8x8. No dropout in D: on
-    # 1.4k training images it cost 1.6x in judge-space Frechet distance; a bias on G's output layer
-    # (half of every digit is exactly background, -1) lowers it by about a tenth, and a stretched tanh
-    # that reaches -1 and +1 (a tenth of every digit is exactly +1) by about an eighth. Two mapping
-    # layers let G warp its Gaussian latent before drawing: over seven runs the ratio to the real floor
-    # fell from 2.12 to 1.91 on average (BENCHMARKS.md).
-    "digits_dcgan": Architecture(
-        image_shape=(1, 8, 8),
-        latent_dim=64,
-        mapping_layers=2,
-        base_size=2,
-        generator_channels=(256, 128, 64),
-        generator_strides=(1, 2, 2),
-        generator_kernel=3,
-        generator_output_bias=True,
-        generator_output_scale=1.2,
-        discriminator_channels=(64, 128),
-        discriminator_kernel=3,
-        dropout=0.0,
-        negative_slope=0.2,
-    ),
-    # PacGAN-style MLPs for the 2-D Gaussian-mixture benchmarks (ring8, grid25).
-    "mlp_2d": MLPArchitecture(),
-}
-
-
-def preset_name(preset: str, sample_shape: tuple[int, ...]) -> str:
-    """The preset to use: ``preset`` itself, or for ``auto`` the first one made for ``sample_shape``."""
-    if preset == "auto":
-        matching = [name for name, arch in PRESETS.items() if arch.sample_shape == tuple(sample_shape)]
-        if not matching:
-            raise ValueError(
-                f"no preset fits data of shape {tuple(sample_shape)}; set training.preset to one of "
-                f"{ {name: arch.sample_shape for name, arch in PRESETS.items()} }"
-            )
-        return matching[0]
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; allowed: {['auto', *PRESETS]}")
-    return preset
-
-
-def resolve_architecture(preset: str, sample_shape: tuple[int, ...], overrides: dict[str, Any]) -> AnyArchitecture:
-    """Pick a preset (``auto``: the one made for ``sample_shape``) and apply overrides."""
-    sample_shape = tuple(sample_shape)
-    preset = preset_name(preset, sample_shape)
-    arch = PRESETS[preset]
-    allowed = {f.name for f in fields(arch)} - {"image_shape", "sample_shape"}
-    unknown = set(overrides) - allowed
-    if unknown:
-        raise ValueError(
-            f"training.architecture: {sorted(unknown)} are not fields of {preset!r}; allowed: {sorted(allowed)}"
-        )
-    shape_field = "image_shape" if isinstance(arch, Architecture) else "sample_shape"
-    return replace(arch, **{**overrides, shape_field: sample_shape})
 
 
 def transposed_padding(kernel: int, stride: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gan_pipeline.config import SpeedParams
+from gan_pipeline.gan.settings import SettingError, SpeedOptions
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -21,14 +21,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise SettingError("device", f"{name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(
-            f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s); "
-            f"use 'cuda' or an index below {torch.cuda.device_count()}"
+        raise SettingError(
+            "device",
+            f"{name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            f"use 'cuda' or an index below {torch.cuda.device_count()}",
         )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} requested but MPS is not available; use 'auto' or 'cpu'")
+        raise SettingError("device", f"{name!r} requested but MPS is not available; use 'auto' or 'cpu'")
     return device
 
 
@@ -39,7 +40,7 @@ def resident_on(samples: np.ndarray, device: torch.device) -> torch.Tensor:
     except torch.OutOfMemoryError as err:
         raise MemoryError(
             f"the training split ({samples.nbytes / 2**30:.2f} GiB) does not fit in the memory of {device}; "
-            "train on a GPU with more memory, on fewer or smaller samples, or with training.device=cpu"
+            "train on a GPU with more memory, on fewer or smaller samples, or on the CPU"
         ) from err
 
 
@@ -61,7 +62,7 @@ class SpeedSettings:
     cudnn_benchmark: bool = False
 
     @classmethod
-    def resolve(cls, params: SpeedParams, device: torch.device) -> "SpeedSettings":
+    def resolve(cls, options: SpeedOptions, device: torch.device) -> "SpeedSettings":
         """``auto`` means on for CUDA (the fast path) and off on CPU and MPS (no gain there)."""
         on_cuda = device.type == "cuda"
 
@@ -69,10 +70,10 @@ class SpeedSettings:
             return on_cuda if value == "auto" else bool(value)
 
         return cls(
-            bf16=on_cuda if params.precision == "auto" else params.precision == "bf16",
-            channels_last=pick(params.channels_last),
-            compile=pick(params.compile),
-            cudnn_benchmark=pick(params.cudnn_benchmark) and on_cuda,
+            bf16=on_cuda if options.precision == "auto" else options.precision == "bf16",
+            channels_last=pick(options.channels_last),
+            compile=pick(options.compile),
+            cudnn_benchmark=pick(options.cudnn_benchmark) and on_cuda,
         )
 
     def describe(self) -> dict[str, str]:

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from itertools import chain
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gan_pipeline.config import HealthParams, TrainingParams
 from gan_pipeline.gan.augment import diff_augment
 from gan_pipeline.gan.checkpoints import (
     CheckpointError,
@@ -29,11 +29,11 @@ from gan_pipeline.gan.checkpoints import (
     optimizer_tensors,
     restore_module,
     restore_optimizer,
-    trajectory_settings,
 )
 from gan_pipeline.gan.distributed import SINGLE_PROCESS, DistributedContext
 from gan_pipeline.gan.losses import GANLoss, build_loss, r1_penalty
 from gan_pipeline.gan.runtime import SpeedSettings, cudnn_autotuning
+from gan_pipeline.gan.settings import HealthSettings, SettingError, TrainingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,17 @@ class TrainingResult:
 
 @dataclass(frozen=True)
 class Checkpointing:
-    """Where and how often the loop checkpoints; ``tracking_run_id`` is stored for the caller to resume into."""
+    """Where and how often the loop checkpoints, and whether it continues an unfinished checkpoint.
+
+    ``trajectory`` is what must match for a checkpoint to be continued (the caller's settings that
+    shape training); ``tracking_run_id`` is stored for the caller to resume into.
+    """
 
     store: CheckpointStore
     every_epochs: int
     data_fingerprint: str
+    trajectory: dict[str, Any]
+    resume: bool
     tracking_run_id: str | None = None
 
 
@@ -147,7 +153,7 @@ def shard_indices(order: torch.Tensor, rank: int, world_size: int) -> torch.Tens
     return order[rank:usable:world_size]
 
 
-def steps_per_epoch(num_samples: int, config: TrainingParams, world_size: int) -> int:
+def steps_per_epoch(num_samples: int, config: TrainingSettings, world_size: int) -> int:
     """Full steps per epoch; one step takes ``discriminator_steps`` batches. Partial batches are dropped."""
     return (num_samples // world_size) // (config.batch_size * config.discriminator_steps)
 
@@ -221,7 +227,7 @@ class StepOutputs:
     fake_logits: torch.Tensor
 
 
-def uses_input_gradients(config: TrainingParams) -> bool:
+def uses_input_gradients(config: TrainingSettings) -> bool:
     """R1 and WGAN-GP differentiate D's input gradients: double backward, which compiled graphs lack."""
     return config.r1_gamma > 0 or config.loss == "wgan_gp"
 
@@ -233,7 +239,7 @@ class AdversarialStep:
         self,
         state: TrainingState,
         loss: GANLoss,
-        config: TrainingParams,
+        config: TrainingSettings,
         speed: SpeedSettings,
         distributed: DistributedContext,
         device: torch.device,
@@ -310,7 +316,7 @@ class HealthMonitor:
     when the loop syncs anyway (logging, end of epoch).
     """
 
-    def __init__(self, params: HealthParams, loss: GANLoss, device: torch.device) -> None:
+    def __init__(self, params: HealthSettings, loss: GANLoss, device: torch.device) -> None:
         self.params, self.loss = params, loss
         self.nonfinite = torch.zeros((), device=device)
         self.win_streak = torch.zeros((), device=device)
@@ -333,8 +339,8 @@ class HealthMonitor:
         message = (
             f"non-finite loss by step {int(row['step'])} (last logged d_loss={row.get('d_loss')}, "
             f"g_loss={row.get('g_loss')}); training stopped and the last good checkpoint is kept. Lower "
-            "training.generator_lr / training.discriminator_lr, try training.loss=hinge or "
-            "training.spectral_norm=true, or set training.speed.precision=fp32"
+            "generator_lr / discriminator_lr, try the hinge loss or spectral normalisation of D, or train in fp32 "
+            "precision"
         )
         on_alert("diverged", message)
         raise TrainingDivergedError(message)
@@ -349,8 +355,8 @@ class HealthMonitor:
         message = (
             f"the discriminator has won outright for {int(win_streak)} steps by step {int(row['step'])} "
             f"(D(G(z)) = {row['d_fake']:.4f} < {self.params.discriminator_win_score}, g_loss = "
-            f"{row['g_loss']:.2f}): G gets little signal. Consider training.spectral_norm=true, "
-            "training.r1_gamma, training.diff_augment or a lower training.discriminator_lr"
+            f"{row['g_loss']:.2f}): G gets little signal. Consider spectral normalisation of D, an R1 penalty "
+            "(r1_gamma), DiffAugment (diff_augment) or a lower discriminator_lr"
         )
         logger.warning(message)
         on_alert("discriminator_won", message)
@@ -372,7 +378,7 @@ class GANTrainer:
         generator: nn.Module,
         discriminator: nn.Module,
         real: torch.Tensor,
-        config: TrainingParams,
+        config: TrainingSettings,
         rng: torch.Generator,
         on_step: StepCallback | None = None,
         on_alert: AlertCallback = _ignore_alert,
@@ -383,7 +389,8 @@ class GANTrainer:
         device = real.device
         speed = speed or SpeedSettings.resolve(config.speed, device)
         speed = replace(speed, channels_last=speed.channels_last and real.ndim == 4)  # vectors have no channels
-        _check_inputs(real, config, distributed.world_size)
+        check_batch_fits(len(real), config, distributed.world_size)
+        check_augmentations_fit(tuple(real.shape[1:]), config)
         if speed.channels_last:
             generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
             real = real.contiguous(memory_format=torch.channels_last)
@@ -407,8 +414,7 @@ class GANTrainer:
             shuffle_rng=rng,
             noise_rng=torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (distributed.rank + 1)),
         )
-        self.trajectory = trajectory_settings(config, distributed.world_size, device.type)
-        self.resumed_from = _resume(self.state, self.trajectory, checkpointing, config, distributed)
+        self.resumed_from = _resume(self.state, checkpointing, distributed)
         if distributed.is_main and on_step is not None:
             for row in self.state.history:  # lets the caller fill in steps it has not recorded yet
                 on_step(int(row["step"]), row)
@@ -479,7 +485,7 @@ class GANTrainer:
             if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
                 state.snapshots.append((epoch, sample_images(self.shipped, self.fixed_latent)))
             if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
-                _save_checkpoint(state, checkpointing, self.trajectory, self.distributed, epoch == config.epochs)
+                _save_checkpoint(state, checkpointing, self.distributed, epoch == config.epochs)
         self.progress.close()
         shipped = standing_statistics(
             self.shipped, config.fakes_per_step, config.standing_statistics_batches, config.seed
@@ -491,7 +497,7 @@ def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
     real: torch.Tensor,
-    config: TrainingParams,
+    config: TrainingSettings,
     rng: torch.Generator,
     on_step: StepCallback | None = None,
     on_alert: AlertCallback = _ignore_alert,
@@ -504,7 +510,7 @@ def train_gan(
     ``real``, both networks and ``rng`` must already be on the training device; ``rng`` shuffles
     (seeded alike on every process). ``on_step`` gets the global step and its metrics every
     ``log_every_steps`` steps, ``on_alert`` health warnings, both on the main process only. With
-    ``checkpointing`` and ``training.resume=auto`` an unfinished run continues from its last checkpoint.
+    ``checkpointing`` (and its ``resume``) an unfinished run continues from its last checkpoint.
     """
     trainer = GANTrainer(
         generator, discriminator, real, config, rng, on_step, on_alert, checkpointing, distributed, speed
@@ -512,44 +518,48 @@ def train_gan(
     return trainer.fit()
 
 
-def _check_inputs(real: torch.Tensor, config: TrainingParams, world_size: int) -> None:
-    per_process = len(real) // world_size
+def check_batch_fits(num_samples: int, config: TrainingSettings, world_size: int) -> None:
+    """Refuse a batch (times D's steps) larger than one process' share of ``num_samples``."""
+    per_process = num_samples // world_size
     steps = config.discriminator_steps
     if config.batch_size * steps > per_process:
-        batches = f" x training.discriminator_steps ({steps})" if steps > 1 else ""
+        batches = f" x discriminator_steps {steps}" if steps > 1 else ""
         shard = f" per process ({world_size} processes)" if world_size > 1 else ""
-        raise ValueError(
-            f"training.batch_size ({config.batch_size}){batches} is larger than the training split "
-            f"({per_process} samples{shard}); lower training.batch_size"
-            + (" or discriminator_steps" if batches else "")
-        )
-    if config.diff_augment and real.ndim != 4:
-        raise ValueError(
-            f"training.diff_augment {list(config.diff_augment)} augments images (N, C, H, W) but this training "
-            f"set has shape {tuple(real.shape)}; set training.diff_augment to []"
+        raise SettingError(
+            "batch_size",
+            f"{config.batch_size}{batches} is larger than the training data ({per_process} samples{shard}); lower it"
+            + (" or discriminator_steps" if batches else ""),
         )
 
 
-def _resume(
-    state: TrainingState,
-    trajectory: dict,
-    checkpointing: Checkpointing | None,
-    config: TrainingParams,
-    distributed: DistributedContext,
-) -> int:
+def check_augmentations_fit(sample_shape: tuple[int, ...], config: TrainingSettings) -> None:
+    """DiffAugment shifts pixels: refuse it for samples that are not images ``(C, H, W)``."""
+    if config.diff_augment and len(sample_shape) != 3:
+        raise SettingError(
+            "diff_augment",
+            f"{list(config.diff_augment)} augments images (C, H, W) but these samples have shape "
+            f"{tuple(sample_shape)}; set it to []",
+        )
+
+
+def _resume(state: TrainingState, checkpointing: Checkpointing | None, distributed: DistributedContext) -> int:
     """Restore the last checkpoint of this run if there is one; returns the step resumed from (0: none)."""
-    if checkpointing is None or config.resume == "never":
+    if checkpointing is None or not checkpointing.resume:
         return 0
 
-    def decide() -> tuple[CheckpointRecord | None, str | None]:
+    def decide() -> tuple[CheckpointRecord | None, CheckpointError | None]:
         try:
             network = network_settings(state.generator.arch)
-            return checkpointing.store.resumable(trajectory, checkpointing.data_fingerprint, network), None
+            trajectory, fingerprint = checkpointing.trajectory, checkpointing.data_fingerprint
+            return checkpointing.store.resumable(trajectory, fingerprint, network), None
         except CheckpointError as err:
-            return None, str(err)
+            return None, err
 
     # The main process decides and tells the others: all resume from the same checkpoint, or all stop.
-    record, problem = distributed.from_main(decide() if distributed.is_main else None)
+    record, refusal = decide() if distributed.is_main else (None, None)
+    record, problem = distributed.from_main((record, None if refusal is None else str(refusal)))
+    if refusal is not None:
+        raise refusal
     if problem is not None:
         raise CheckpointError(problem)
     if record is None:
@@ -603,11 +613,7 @@ def _check_finite_at_epoch_end(
 
 
 def _save_checkpoint(
-    state: TrainingState,
-    checkpointing: Checkpointing,
-    trajectory: dict,
-    distributed: DistributedContext,
-    completed: bool,
+    state: TrainingState, checkpointing: Checkpointing, distributed: DistributedContext, completed: bool
 ) -> None:
     tensors = state.tensors(distributed)  # every process takes part: RNG states are gathered
     if not distributed.is_main:
@@ -617,7 +623,7 @@ def _save_checkpoint(
         epoch=state.epoch,
         step=state.step,
         completed=completed,
-        trajectory=trajectory,
+        trajectory=checkpointing.trajectory,
         data_fingerprint=checkpointing.data_fingerprint,
         tracking_run_id=checkpointing.tracking_run_id,
         history=state.history,

@@ -1,32 +1,33 @@
 """Ingestion: the dataset registry does the loading; this node records what it loaded."""
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gan_pipeline.config import IngestionParams, parse_params
-from gan_pipeline.datasets import load_dataset
+from gan_pipeline.config.ingestion import IngestionParams
+from gan_pipeline.splits import CardValue, DatasetRecord, Split, content_fingerprint
 
 
-def ingest_dataset(params: dict[str, Any]) -> dict[str, Any]:
-    """Load ``data_ingestion.dataset`` through its registered source."""
-    config = parse_params(IngestionParams, "data_ingestion", params)
-    raw = load_dataset(config.dataset, config.source_options, Path(config.raw_dir))
-    card = {"dataset": config.dataset, **raw.card}
+def ingest_dataset(params: IngestionParams) -> dict[str, Any]:
+    """Load ``data_ingestion.dataset`` through its registered source, with the record of what it is."""
+    raw = params.source.load(params.source_options(), Path(params.raw_dir))
+    record = DatasetRecord(
+        dataset=params.dataset,
+        sample_shape=tuple(raw.samples.shape[1:]),
+        class_names=raw.class_names,
+        source_fingerprint=content_fingerprint(raw.samples, raw.labels),
+        card={"dataset": params.dataset, **raw.card},
+        modes=raw.modes,
+    )
     return {
-        "raw_dataset": {
-            "samples": raw.samples,
-            "labels": raw.labels,
-            "__metadata__": {"dataset": config.dataset, "card": json.dumps(card)},
-        },
-        "dataset_card": dataset_card(card, raw.samples, raw.labels),
+        "raw_dataset": Split(raw.samples, raw.labels, record),
+        "dataset_card": dataset_card(record.card, raw.samples, raw.labels),
     }
 
 
-def dataset_card(card: dict[str, Any], samples: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+def dataset_card(card: dict[str, CardValue], samples: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """One row per fact: provenance from the source, then shape and per-class counts."""
     classes, counts = np.unique(labels, return_counts=True)
     rows = [

@@ -2,18 +2,19 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from gan_pipeline.config import ProcessingParams, parse_params
+from gan_pipeline.config.processing import ProcessingParams
+from gan_pipeline.errors import UserError
+from gan_pipeline.splits import Split
 
 MIN_PER_CLASS = 2  # a stratified split needs at least two samples of every class
 
 
-class InvalidDatasetError(ValueError):
+class InvalidDatasetError(UserError, ValueError):
     """The raw dataset is malformed; the message says what and how to fix it."""
 
 
@@ -58,10 +59,9 @@ SAMPLE_KINDS: dict[int, SampleKind] = {
 }
 
 
-def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
+def validate_raw_dataset(raw: Split) -> Split:
     """Check shape, dtype, value range, label set and counts; return the raw data unchanged."""
-    samples, labels = np.asarray(raw["samples"]), np.asarray(raw["labels"])
-    dataset = raw.get("__metadata__", {}).get("dataset", "the raw dataset")
+    samples, labels = np.asarray(raw.samples), np.asarray(raw.labels)
     kind = SAMPLE_KINDS.get(samples.ndim)
     if kind is None:
         problems = [f"samples must be images (N, C, H, W) or vectors (N, D); got shape {samples.shape}"]
@@ -80,7 +80,7 @@ def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
             problems.append(f"classes {rare} have fewer than {MIN_PER_CLASS} samples")
     if problems:
         raise InvalidDatasetError(
-            f"{dataset} failed validation:\n  - "
+            f"{raw.record.dataset} failed validation:\n  - "
             + "\n  - ".join(problems)
             + "\nFix the source or its options in conf/base/parameters_data_ingestion.yml and rerun "
             "the data_ingestion pipeline."
@@ -88,28 +88,25 @@ def validate_raw_dataset(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def split_dataset(raw: dict[str, Any], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def split_dataset(raw: Split, params: ProcessingParams) -> dict[str, Split]:
     """Scale images (vectors stay as they are), then make a seeded, class-stratified split."""
-    config = parse_params(ProcessingParams, "data_processing", params)
     raw = validate_raw_dataset(raw)
-    indices = np.arange(len(raw["labels"]))
+    indices = np.arange(len(raw.labels))
     train_idx, val_idx = train_test_split(
-        indices, test_size=config.validation_fraction, stratify=raw["labels"], random_state=config.seed
+        indices, test_size=params.validation_fraction, stratify=raw.labels, random_state=params.seed
     )
-    samples = SAMPLE_KINDS[raw["samples"].ndim].prepare(raw["samples"])
-    metadata = dict(raw.get("__metadata__", {}))
-
-    def subset(idx: np.ndarray) -> dict[str, Any]:
-        return {"samples": samples[idx], "labels": raw["labels"][idx].astype(np.int64), "__metadata__": metadata}
-
-    return {"train_set": subset(np.sort(train_idx)), "validation_set": subset(np.sort(val_idx))}
+    samples = SAMPLE_KINDS[raw.samples.ndim].prepare(raw.samples)
+    return {
+        "train_set": raw.subset(np.sort(train_idx), samples),
+        "validation_set": raw.subset(np.sort(val_idx), samples),
+    }
 
 
-def profile_splits(train_set: dict[str, Any], validation_set: dict[str, Any]) -> pd.DataFrame:
+def profile_splits(train_set: Split, validation_set: Split) -> pd.DataFrame:
     """Per split and class: sample count, value mean and std (images in the scaled [-1, 1] range)."""
     rows = []
     for split, data in (("train", train_set), ("validation", validation_set)):
-        samples, labels = data["samples"], data["labels"]
+        samples, labels = data.samples, data.labels
         for label in [*np.unique(labels).tolist(), "all"]:
             chosen = samples if label == "all" else samples[labels == label]
             rows.append(

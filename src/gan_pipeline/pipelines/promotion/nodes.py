@@ -3,29 +3,38 @@
 import logging
 from typing import Any
 
-from gan_pipeline.config import PromotionParams, parse_params
-from gan_pipeline.tracking import promote
+from gan_pipeline.config.promotion import PromotionParams
+from gan_pipeline.promotion import run_gate
+from gan_pipeline.tracking import bounded_http, set_tags
 
 logger = logging.getLogger(__name__)
 
 
-def promote_generator(registered_model: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def promote_generator(registered_model: dict[str, Any], params: PromotionParams) -> dict[str, Any]:
     """Run the gate on the version the evaluation stage registered; a refusal fails the run.
 
     Nothing to do when no version was registered (no MLflow run, or ``evaluation.register_model: false``).
     """
-    config = parse_params(PromotionParams, "promotion", params)
     version = registered_model.get("registered_model_version")
-    if not config.enabled or not version:
-        reason = "promotion.enabled is false" if not config.enabled else "no model version was registered"
+    if not params.enabled or not version:
+        reason = "promotion.enabled is false" if not params.enabled else "no model version was registered"
         logger.info("Promotion skipped: %s", reason)
         return {"outcome": "skipped", "reason": reason}
-    decision = promote(
-        registered_model["registered_model_name"],
+    name = registered_model["registered_model_name"]
+    decision = run_gate(
+        name,
         str(version),
-        config.frechet_distance_margin,
-        timeout_s=config.request_timeout_s,
-        max_retries=config.max_retries,
+        params.frechet_distance_margin,
+        timeout_s=params.request_timeout_s,
+        max_retries=params.max_retries,
     )
-    logger.info("Promotion of %s version %s: %s", decision["registered_model_name"], version, decision["reason"])
-    return decision
+    with bounded_http(params.request_timeout_s, params.max_retries):
+        set_tags({"promotion.decision": decision.outcome, "promotion.model_version": str(version)})
+    logger.info("Promotion of %s version %s: %s", name, version, decision.reason)
+    return {
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "registered_model_name": name,
+        "challenger_version": decision.challenger.version,
+        "champion_version": decision.challenger.version if decision.moves_champion else decision.champion.version,
+    }

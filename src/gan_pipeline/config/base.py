@@ -1,0 +1,96 @@
+"""What every parameter section shares: strict models, errors that name the full key, dotted names."""
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gan_pipeline.errors import UserError
+from gan_pipeline.gan.settings import SettingError
+
+PARAM_SEP = "."  # also kedro-mlflow's `params.dict_params.sep` in conf/base/mlflow.yml
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class Params(BaseModel):
+    """A parameter section: unknown keys are errors, values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParameterError(UserError, ValueError):
+    """Invalid parameters, each problem naming its full dotted key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid parameters (conf/base/parameters_*.yml, the environment's parameters or --params):\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+            + "\nFix the key in the file that sets it, or override it for one run: kedro run --params <key>=<value>"
+        )
+
+
+def known_device(name: str) -> str:
+    """A device name the core can resolve (a validator for ``device`` keys)."""
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ValueError(f"unknown device {name!r}; allowed: auto | cpu | cuda | cuda:N | mps")
+    return name
+
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+def parse_params(model: type[ParamsT], section: str, values: Any) -> ParamsT:
+    """Validate ``values`` (the ``section`` of the parameters) or raise ``ParameterError``."""
+    try:
+        return model.model_validate(values if values is not None else {})
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            key = PARAM_SEP.join([section, *(str(part) for part in error["loc"])])
+            if error["type"] == "missing":
+                problems.append(f"{key}: missing; every key is set in conf/base/parameters_*.yml")
+                continue
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message} (got {error.get('input')!r})")
+        raise ParameterError(problems) from None
+
+
+@contextmanager
+def parameter_errors(section: str) -> Iterator[None]:
+    """Report a setting the core refuses as the parameter ``<section>.<setting>`` it came from."""
+    try:
+        yield
+    except SettingError as err:
+        raise ParameterError([f"{section}{PARAM_SEP}{err.setting}: {err.problem}"]) from err
+
+
+def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as dotted keys (``training.epochs``): the names kedro-mlflow logs and DVC tracks."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):  # an empty section leaves no key, as in kedro-mlflow
+            flat.update(flatten_params(value, f"{name}{PARAM_SEP}"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def parameters_file(section: str, project_path: Path = Path()) -> Path:
+    """``conf/base/parameters_<section>.yml``: where a section's values are set, and where DVC reads them."""
+    return project_path / "conf" / "base" / f"parameters_{section}.yml"
+
+
+def base_section(section: str, project_path: Path = Path()) -> dict[str, Any]:
+    """A section as ``conf/base`` sets it, for commands run in the project folder."""
+    path = parameters_file(section, project_path)
+    if not path.is_file():
+        raise UserError(
+            f"{path} not found: run gan-pipeline in the project folder (where conf/ is), or pass the value as an option"
+        )
+    return (yaml.safe_load(path.read_text()) or {}).get(section) or {}
