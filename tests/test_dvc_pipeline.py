@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gan_pipeline.pipeline_registry import STAGES as STAGE_ORDER
 from gan_pipeline.pipeline_registry import register_pipelines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,7 @@ def imported_code(module: str) -> set[str]:
 
 def test_there_is_one_stage_per_kedro_pipeline_and_it_runs_that_pipeline():
     assert set(STAGES) == set(PIPELINES)
+    assert list(STAGES) == list(STAGE_ORDER)  # the order pipeline_registry runs them in
     for name, stage in STAGES.items():
         assert stage["cmd"] == f"kedro run --pipeline {name}"
 

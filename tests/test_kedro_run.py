@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -10,7 +11,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from tests.kedro_project import copy_project, kedro
+from tests.kedro_project import KEDRO, copy_project, kedro, project_env
 
 TINY = (
     "training.epochs=2,training.sample_every_epochs=1,training.log_every_steps=5,"
@@ -57,6 +58,8 @@ def test_the_run_ends_by_saying_where_the_results_are(finished_run, project):
 def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     _, client, run = finished_run
     assert run.data.params["training.epochs"] == "2"
+    assert run.data.params["training.system_metrics_interval_s"] == "10"  # as configured, not as parsed (10.0)
+    assert not {"training", "evaluation", "data_ingestion"} & set(run.data.params)  # sections key by key only
     assert run.data.params["training.loss"] == "non_saturating"
     assert run.data.params["data_ingestion.dataset"] == "digits"
     assert run.data.tags["dataset"] == "digits"
@@ -146,3 +149,24 @@ def test_the_run_names_its_data_version_and_is_recorded_beside_the_model(finishe
     assert run.data.tags["data_version_file"] == "data/01_raw/raw_dataset.safetensors"
     record = json.loads((project / "data" / "06_models" / "training_run.json").read_text())
     assert record["run_id"] == run.info.run_id
+
+
+def test_an_invalid_parameter_stops_the_run_with_one_message_no_traceback_and_no_output(tmp_path):
+    project = copy_project(tmp_path / "project")
+    result = kedro(project, "run", "--params", "training.preset=nonexistent")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "training.preset: unknown preset 'nonexistent'; allowed: ['auto', 'article_dcgan'" in output
+    assert "Traceback" not in output
+    assert not [path for path in (project / "data").rglob("*") if path.is_file()]
+    assert not (project / "mlflow.db").exists()  # validation comes before MLflow is even set up
+
+    traced = subprocess.run(
+        [KEDRO, "run", "--params", "training.preset=nonexistent"],
+        cwd=project,
+        env={**project_env(), "GAN_PIPELINE_TRACEBACK": "1", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert traced.returncode == 1 and "Traceback" in traced.stdout + traced.stderr

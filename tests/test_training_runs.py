@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from gan_pipeline.io import TensorsDataset
+from gan_pipeline.io import SplitDataset
 from gan_pipeline.pipelines.data_processing.nodes import split_dataset
+from gan_pipeline.splits import Split
 from tests.kedro_project import VENV_BIN, copy_project, project_env
 from tests.kedro_project import kedro as run_kedro
+from tests.settings import processing_params
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +37,12 @@ def project_files(root: Path) -> list[Path]:
     )
 
 
-def prepared_project(root: Path, digits_raw: dict) -> Path:
+def prepared_project(root: Path, digits_raw: Split) -> Path:
     """A project copy whose processed splits exist, so the training pipeline can run alone."""
     copy_project(root)
-    splits = split_dataset(digits_raw, {"validation_fraction": 0.2, "seed": 0})
+    splits = split_dataset(digits_raw, processing_params())
     for name, split in splits.items():
-        TensorsDataset(str(root / "data" / "05_model_input" / f"{name}.safetensors")).save(split)
+        SplitDataset(str(root / "data" / "05_model_input" / f"{name}.safetensors")).save(split)
     return root
 
 

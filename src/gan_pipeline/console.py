@@ -18,7 +18,7 @@ import torch
 from gan_pipeline import __version__
 from gan_pipeline.config.base import base_section, parameters_file, parse_params
 from gan_pipeline.config.promotion import PromotionParams
-from gan_pipeline.errors import TRACEBACK_VARIABLE, reported_user_errors
+from gan_pipeline.errors import TRACEBACK_VARIABLE, UserError, reported_user_errors
 from gan_pipeline.gan.files import atomic_path
 from gan_pipeline.gan.images import make_grid
 
@@ -28,7 +28,13 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # the project's default store, as 
 @functools.cache
 def promotion_defaults() -> PromotionParams:
     """The gate's settings as the project sets them: the defaults of the options that talk to MLflow."""
-    return parse_params(PromotionParams, "promotion", base_section("promotion"))
+    try:
+        return parse_params(PromotionParams, "promotion", base_section("promotion"))
+    except UserError as err:
+        raise UserError(
+            f"{err}. Run gan-pipeline in the project folder, or pass --timeout and --retries (and --margin to "
+            "promote): their defaults are the promotion.* keys of conf/base/parameters_promotion.yml"
+        ) from err
 
 
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:

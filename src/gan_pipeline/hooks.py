@@ -24,7 +24,7 @@ from gan_pipeline.config.run import RunParameters, validate_parameters
 from gan_pipeline.gan.checkpoints import CheckpointError, CheckpointRecord
 from gan_pipeline.gan.distributed import is_main_process, launched_world_size, process_device
 from gan_pipeline.io import keep_outputs_in_memory, read_metadata
-from gan_pipeline.pipeline_registry import stage_pipelines, upstream_pipelines
+from gan_pipeline.pipeline_registry import DEFAULT, stage_pipelines, upstream_pipelines
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
     git_state,
@@ -74,11 +74,14 @@ class TypedParamsMlflowHook(MlflowHook):
 
     @hook_impl
     def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
-        as_configured = {
-            name: self._configured[name.removeprefix(PARAMS_PREFIX)] if isinstance(value, BaseModel) else value
-            for name, value in inputs.items()
-        }
+        as_configured = {name: self._as_configured(name, value) for name, value in inputs.items()}
         super().before_node_run(node, catalog, as_configured, is_async)
+
+    def _as_configured(self, name: str, value: Any) -> Any:
+        if not isinstance(value, BaseModel):
+            return value
+        section = name.removeprefix(PARAMS_PREFIX)
+        return self._configured[section] if section in self._configured else value.model_dump(mode="json")
 
 
 class ProjectHooks:
@@ -107,7 +110,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)  # before kedro-mlflow starts a run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
         config = getattr(self._context, "mlflow", None)
-        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or DEFAULT]
         if config is None or mlflow.active_run() is not None:
             return  # no kedro-mlflow, or an orchestrator already opened the run
         if all(name in config.tracking.disable_tracking.pipelines for name in names):

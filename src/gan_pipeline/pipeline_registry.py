@@ -1,21 +1,28 @@
 """Project pipelines: one per stage (a DVC stage each), and ``__default__``, all of them in order."""
 
+import importlib
+
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 DEFAULT = "__default__"
+STAGES = ("data_ingestion", "data_processing", "training", "evaluation", "promotion")  # in run order
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register each stage by name; ``__default__`` is all of them, run in dependency order."""
+    """Register each stage by name; ``__default__`` is all of them, run in dependency order.
+
+    Kedro's discovery loads only the pipelines a ``kedro run --pipeline`` asks for (the others' imports
+    cost start-up time); ``stage_pipelines`` has them all.
+    """
     pipelines = find_pipelines(raise_errors=True)
     pipelines[DEFAULT] = sum(pipelines.values())
     return pipelines
 
 
 def stage_pipelines() -> dict[str, Pipeline]:
-    """Every stage's pipeline, also when ``kedro run --pipeline`` runs only one of them."""
-    return {name: pipeline for name, pipeline in register_pipelines().items() if name != DEFAULT}
+    """Every stage's pipeline, also when ``kedro run --pipeline`` made Kedro load only the one it runs."""
+    return {name: importlib.import_module(f"{__package__}.pipelines.{name}").create_pipeline() for name in STAGES}
 
 
 def upstream_pipelines(pipeline: Pipeline, stages: dict[str, Pipeline]) -> list[str]:

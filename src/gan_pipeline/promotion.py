@@ -15,6 +15,7 @@ from gan_pipeline.registry import (
     RESCORED_VERSION_TAG,
     Candidate,
     RegistryError,
+    RegistryUnreachable,
     Verdict,
     read_candidates,
     record_decision,
@@ -167,10 +168,12 @@ def run_gate(
     with bounded_http(timeout_s, max_retries):
         try:
             challenger, champion = read_candidates(client, name, version)
-        except RegistryError as err:
+        except RegistryUnreachable as err:
             raise PromotionRefused(
                 f"{err} (each request waited at most {timeout_s} s, {max_retries} retries)"
             ) from None
+        except RegistryError as err:
+            raise PromotionRefused(str(err)) from None
         decision = decide(challenger, champion, margin, force=force)
         record_decision(client, name, decision.challenger, decision.champion, verdict(decision))
     return decision

@@ -49,7 +49,11 @@ NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports
 
 
 class RegistryError(UserError, LookupError):
-    """The registry does not hold what was asked for, or cannot be read; nothing was changed."""
+    """The registry does not hold what was asked for; nothing was changed."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The tracking server did not answer, or answered with an error; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ def _read_candidate(client: MlflowClient, name: str, version: str) -> Candidate:
 def read_candidates(client: MlflowClient, name: str, version: str | None) -> tuple[Candidate, Candidate | None]:
     """The challenger (``version``, or the one holding the challenger alias) and the current champion.
 
-    Raises ``RegistryError`` saying what is missing, or that the registry cannot be read.
+    Raises ``RegistryError`` saying what is missing, ``RegistryUnreachable`` when the registry cannot be read.
     """
     try:
         aliases = client.get_registered_model(name).aliases
@@ -199,7 +203,7 @@ def read_candidates(client: MlflowClient, name: str, version: str | None) -> tup
                 f"{name!r} version {version or '@' + CHALLENGER} not found at {client.tracking_uri}: {err.message}. "
                 f"List the registered models in the MLflow UI, or check MLFLOW_TRACKING_URI"
             ) from None
-        raise RegistryError(
+        raise RegistryUnreachable(
             f"could not read the model registry at {client.tracking_uri}: {err.message}. Is the tracking server "
             "running, and is MLFLOW_TRACKING_URI right?"
         ) from None

@@ -6,6 +6,7 @@ from typing import Any
 
 from kedro.config import OmegaConfigLoader
 from kedro.framework.context import KedroContext
+from kedro.framework.project import settings
 
 from gan_pipeline.config.base import flatten_params
 from gan_pipeline.errors import UserError
@@ -36,8 +37,11 @@ def parameters_hidden_from_dvc(params: dict[str, Any], base_params: dict[str, An
 def refuse_parameters_hidden_from_dvc(context: KedroContext, stage: str) -> None:
     """Stop a DVC stage whose parameters come from conf/local, --env or --params: DVC could not see them change."""
     loader = context.config_loader
+    # The project's loader settings (its resolvers: a bare loader would switch off mlflow.yml's oc.env for
+    # every loader of this process), reading the base environment alone.
     base_only = OmegaConfigLoader(
-        conf_source=loader.conf_source, base_env=loader.base_env, default_run_env=loader.base_env
+        conf_source=loader.conf_source,
+        **{**settings.CONFIG_LOADER_ARGS, "base_env": loader.base_env, "default_run_env": loader.base_env},
     )
     hidden = parameters_hidden_from_dvc(loader["parameters"], base_only["parameters"])
     if hidden:

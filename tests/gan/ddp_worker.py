@@ -17,32 +17,19 @@ from gan_pipeline.gan.distributed import distributed_training
 from gan_pipeline.gan.networks import build_networks, with_spectral_norm
 from gan_pipeline.gan.presets import PRESETS
 from gan_pipeline.gan.runtime import seeded_generator
-from gan_pipeline.gan.settings import HealthSettings, SpeedOptions, TrainingSettings
 from gan_pipeline.gan.training import Checkpointing, train_gan
+from tests.settings import tiny_settings
 
 # Spectral norm (on D below), hinge loss, R1 and two D steps: every option that shares state across processes.
-CONFIG = TrainingSettings(
+CONFIG = tiny_settings(
     loss="hinge",
-    gradient_penalty_weight=10.0,
     r1_gamma=1.0,
     discriminator_steps=2,
-    diff_augment=(),
     epochs=1,
     batch_size=16,
-    fakes_per_step=16,
-    generator_lr=2e-4,
-    discriminator_lr=2e-4,
-    lr_decay_start=1.0,
-    betas=(0.5, 0.999),
-    ema_decay=0.999,
     standing_statistics_batches=2,
-    seed=0,
-    speed=SpeedOptions(precision="auto", channels_last="auto", compile="auto", cudnn_benchmark="auto"),
-    health=HealthSettings(discriminator_win_score=0.02, discriminator_win_steps=200),
     log_every_steps=1,
-    sample_every_epochs=1,
     num_fixed_samples=4,
-    progress_bar=False,
 )
 NUM_SAMPLES = 130  # not a multiple of 2 processes x 2 D steps x 16: the remainder is dropped
 

@@ -11,7 +11,7 @@ from gan_pipeline.gan.distributed import SINGLE_PROCESS, distributed_device
 from gan_pipeline.gan.settings import SettingError
 from gan_pipeline.gan.training import shard_indices
 from tests.gan.ddp_worker import CONFIG, NUM_SAMPLES
-from tests.kedro_project import VENV_BIN, project_env
+from tests.kedro_project import PROJECT_ROOT, VENV_BIN, project_env
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -43,7 +43,7 @@ def two_processes(tmp_path_factory) -> tuple[Path, list[dict]]:
     out = tmp_path_factory.mktemp("ddp")
     result = subprocess.run(
         [str(VENV_BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", str(WORKER), str(out)],
-        env=project_env(),
+        env={**project_env(), "PYTHONPATH": str(PROJECT_ROOT)},  # the worker takes its settings from tests/
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,7 +1,7 @@
 """What every parameter section shares: strict models, errors that name the full key, dotted names."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +39,31 @@ def known_device(name: str) -> str:
     if not DEVICE_PATTERN.fullmatch(name):
         raise ValueError(f"unknown device {name!r}; allowed: auto | cpu | cuda | cuda:N | mps")
     return name
+
+
+def one_of(what: str, allowed: Iterable[str]) -> Callable[[str], str]:
+    """A validator: the name must be one of ``allowed`` (a registry's names), listed when it is not."""
+    names = list(allowed)
+
+    def check(name: str) -> str:
+        if name not in names:
+            raise ValueError(f"unknown {what} {name!r}; allowed: {names}")
+        return name
+
+    return check
+
+
+def all_of(what: str, allowed: Iterable[str]) -> Callable[[Collection[str]], Collection[str]]:
+    """A validator: every name of the collection must be one of ``allowed``."""
+    names = sorted(allowed)
+
+    def check(chosen: Collection[str]) -> Collection[str]:
+        unknown = sorted(set(chosen) - set(names), key=list(chosen).index)
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown}; allowed: {names}")
+        return chosen
+
+    return check
 
 
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
@@ -90,7 +115,5 @@ def base_section(section: str, project_path: Path = Path()) -> dict[str, Any]:
     """A section as ``conf/base`` sets it, for commands run in the project folder."""
     path = parameters_file(section, project_path)
     if not path.is_file():
-        raise UserError(
-            f"{path} not found: run gan-pipeline in the project folder (where conf/ is), or pass the value as an option"
-        )
+        raise UserError(f"{path} not found: not in the project folder (where conf/ is)")
     return (yaml.safe_load(path.read_text()) or {}).get(section) or {}

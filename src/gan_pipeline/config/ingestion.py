@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from gan_pipeline.config.base import Params, parse_params
+from gan_pipeline.config.base import Params, one_of, parse_params
 from gan_pipeline.datasets import DATASETS, DatasetSource, SourceOptions
 
 
@@ -13,12 +13,7 @@ class IngestionParams(Params):
     raw_dir: str
     sources: dict[str, dict[str, Any] | None]
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
-        return name
+    _known_dataset = field_validator("dataset")(one_of("dataset", sorted(DATASETS)))
 
     @property
     def source(self) -> DatasetSource:

@@ -1,11 +1,12 @@
 """``training``: the networks, the adversarial loop, the hardware, checkpoints and reporting."""
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator
 
-from gan_pipeline.config.base import Params, known_device
+from gan_pipeline.config.base import Params, all_of, known_device, one_of
 from gan_pipeline.gan.augment import AUGMENTATIONS
 from gan_pipeline.gan.checkpoints import CheckpointStore
 from gan_pipeline.gan.losses import LOSSES
@@ -74,37 +75,10 @@ class TrainingParams(Params):
     system_metrics_interval_s: NonNegativeFloat
 
     _device_name = field_validator("device")(known_device)
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, name: str) -> str:
-        if name != "auto" and name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; allowed: {['auto', *PRESETS]}")
-        return name
-
-    @field_validator("loss")
-    @classmethod
-    def _known_loss(cls, name: str) -> str:
-        if name not in LOSSES:
-            raise ValueError(f"unknown loss {name!r}; allowed: {sorted(LOSSES)}")
-        return name
-
-    @field_validator("diff_augment")
-    @classmethod
-    def _known_augmentations(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [name for name in names if name not in AUGMENTATIONS]
-        if unknown:
-            raise ValueError(f"unknown augmentations {unknown}; allowed: {sorted(AUGMENTATIONS)}")
-        return names
-
-    @field_validator("architecture")
-    @classmethod
-    def _known_fields(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        allowed = architecture_fields()
-        unknown = set(overrides) - allowed
-        if unknown:
-            raise ValueError(f"unknown architecture fields {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return overrides
+    _known_preset = field_validator("preset")(one_of("preset", ["auto", *PRESETS]))
+    _known_loss = field_validator("loss")(one_of("loss", sorted(LOSSES)))
+    _known_augmentations = field_validator("diff_augment")(all_of("augmentations", AUGMENTATIONS))
+    _known_fields = field_validator("architecture")(all_of("architecture fields", architecture_fields()))
 
     @field_validator("betas")
     @classmethod
@@ -114,29 +88,13 @@ class TrainingParams(Params):
         return betas
 
     def settings(self) -> TrainingSettings:
-        """What the core training loop is told."""
+        """What the core training loop is told: the keys it shares with these parameters, and the rest resolved."""
+        shared = {field.name for field in fields(TrainingSettings)} - {"fakes_per_step", "speed", "health"}
         return TrainingSettings(
-            loss=self.loss,
-            gradient_penalty_weight=self.gradient_penalty_weight,
-            r1_gamma=self.r1_gamma,
-            discriminator_steps=self.discriminator_steps,
-            diff_augment=self.diff_augment,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            **self.model_dump(include=shared),
             fakes_per_step=self.generated_batch_size or self.batch_size,
-            generator_lr=self.generator_lr,
-            discriminator_lr=self.discriminator_lr,
-            lr_decay_start=self.lr_decay_start,
-            betas=self.betas,
-            ema_decay=self.ema_decay,
-            standing_statistics_batches=self.standing_statistics_batches,
-            seed=self.seed,
             speed=self.speed.options(),
             health=HealthSettings(**self.health.model_dump()),
-            log_every_steps=self.log_every_steps,
-            sample_every_epochs=self.sample_every_epochs,
-            num_fixed_samples=self.num_fixed_samples,
-            progress_bar=self.progress_bar,
         )
 
     def trajectory(self, world_size: int, device_type: str) -> dict[str, Any]:
