@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny real dataset and tiny parameters, so tests run in seconds."""
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -81,3 +82,4 @@ def mlflow_store(tmp_path) -> Iterator[str]:
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(previous)
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it: later stores lack that experiment

@@ -20,6 +20,7 @@ def tracking(tmp_path_factory):
     """One SQLite store for the module (creating one takes seconds); each test makes its own runs."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("tracking-test")  # not whichever experiment an earlier test left active
     yield MlflowClient(uri)
     while mlflow.active_run() is not None:
         mlflow.end_run()

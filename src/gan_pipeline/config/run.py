@@ -1,7 +1,7 @@
 """Every section at once, before any work: each validated, then checked against the others and the data."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from gan_pipeline.config.base import PARAM_SEP, ParameterError, parse_params
@@ -27,13 +27,7 @@ class RunParameters:
     promotion: PromotionParams
 
 
-SECTIONS = {
-    "data_ingestion": IngestionParams,
-    "data_processing": ProcessingParams,
-    "training": TrainingParams,
-    "evaluation": EvaluationParams,
-    "promotion": PromotionParams,
-}
+SECTIONS = {field.name: field.type for field in fields(RunParameters)}  # section name -> its model
 
 
 def validate_parameters(params: dict[str, Any]) -> RunParameters:
