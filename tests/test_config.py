@@ -54,9 +54,14 @@ from tests.settings import base_parameters, evaluation_params, merged
         ),
         ({"training": {"discriminator_steps": 0}}, r"training\.discriminator_steps: Input should be greater than 0"),
         (
-            {"data_ingestion": {"dataset": "image_folder", "sources": {"image_folder": {"image_size": 32}}}},
-            r"training\.preset: 'auto' finds no preset for samples of shape \(1, 32, 32\).* \(data_ingestion.dataset "
-            r"'image_folder'\)",
+            {
+                "data_ingestion": {
+                    "dataset": "image_folder",
+                    "sources": {"image_folder": {"image_size": 48, "channels": 3}},
+                }
+            },
+            r"training\.preset: 'auto' finds no preset for samples of shape \(3, 48, 48\): .* the nearest are 32 and "
+            r"64: resize .*; or set data_ingestion\.sources\.image_folder\.image_size",
         ),
         (
             {"data_ingestion": {"dataset": "mnist"}, "training": {"preset": "digits_dcgan"}},

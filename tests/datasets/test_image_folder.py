@@ -8,7 +8,7 @@ from gan_pipeline.datasets import RawDataset, load_dataset
 from gan_pipeline.datasets.image_folder import ImageFolderError
 
 
-def save_image(path: Path, size: tuple[int, int] = (10, 6), colour: int | tuple[int, int, int] = 200) -> Path:
+def save_image(path: Path, size: tuple[int, int] = (10, 10), colour: int | tuple[int, int, int] = 200) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "L" if isinstance(colour, int) else "RGB"
     Image.new(mode, size, colour).save(path)
@@ -53,10 +53,63 @@ def test_images_are_cropped_resized_and_converted_to_the_requested_channels(tmp_
     assert raw.samples[1, 1:].max() < 15
 
 
-def test_greyscale_is_the_default_at_28_pixels(tmp_path: Path) -> None:
-    save_image(tmp_path / "rgb" / "a.png", colour=(10, 200, 30))
+def test_side_and_channels_default_to_what_the_images_are(tmp_path: Path) -> None:
+    save_image(tmp_path / "grey" / "a.png", size=(12, 12))
+    assert load(tmp_path / "grey").samples.shape == (1, 1, 12, 12)
+    save_image(tmp_path / "mixed" / "grey.png", size=(12, 12))
+    save_image(tmp_path / "mixed" / "colour.png", size=(12, 12), colour=(10, 200, 30))
+    colour = load(tmp_path / "mixed")
+    assert colour.samples.shape == (2, 3, 12, 12)
+    assert (colour.card["image_size"], colour.card["channels"]) == (12, 3)
 
-    assert load(tmp_path / "rgb").samples.shape == (1, 1, 28, 28)
+
+def test_images_of_several_sizes_need_a_side_and_the_error_lists_the_sizes_found(tmp_path: Path) -> None:
+    for index, size in enumerate([(64, 64), (64, 64), (32, 32), (50, 40)]):
+        save_image(tmp_path / "photos" / f"{index}.png", size=size)
+    with pytest.raises(
+        ImageFolderError, match=r"not all one square size \(64x64 \(2 files\), 32x32 \(1 files\), 50x40"
+    ):
+        load(tmp_path / "photos")
+    assert load(tmp_path / "photos", image_size=32).samples.shape == (4, 1, 32, 32)
+
+
+def test_webp_palette_and_alpha_images_become_plain_rgb_with_transparency_on_white(tmp_path: Path) -> None:
+    root = tmp_path / "sprites"
+    root.mkdir()
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(root / "blue.webp", lossless=True)
+    see_through = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    see_through.putpixel((0, 0), (255, 0, 0, 255))
+    see_through.save(root / "alpha.png")
+    palette = Image.new("P", (8, 8), 1)
+    palette.putpalette([0, 0, 0, 0, 255, 0])  # index 0 black, index 1 green
+    palette.save(root / "palette.png", transparency=0)
+
+    raw = load(root)
+
+    alpha, blue, green = raw.samples  # sorted file names
+    assert raw.samples.shape == (3, 3, 8, 8)
+    assert alpha[:, 0, 0].tolist() == [255, 0, 0] and alpha[:, 4, 4].tolist() == [255, 255, 255]
+    assert blue[:, 4, 4].tolist() == [0, 0, 255] and green[:, 4, 4].tolist() == [0, 255, 0]
+
+
+def test_non_square_images_are_cropped_to_their_centre_or_resized_whole(tmp_path: Path) -> None:
+    wide = Image.new("L", (30, 10), 0)
+    wide.paste(255, (0, 0, 10, 10))  # a white left third
+    path = tmp_path / "wide" / "a.png"
+    path.parent.mkdir()
+    wide.save(path)
+
+    cropped = load(tmp_path / "wide", image_size=10).samples[0, 0]
+    squeezed = load(tmp_path / "wide", image_size=10, fit="resize").samples[0, 0]
+
+    assert cropped.max() < 20  # the centre square is black
+    assert squeezed[:, :2].min() > 230 and squeezed[:, -3:].max() < 20  # the white third on the left
+
+
+def test_the_dataset_is_named_after_its_folder_unless_named(tmp_path: Path) -> None:
+    save_image(tmp_path / "Holiday Photos" / "a.png")
+    assert load(tmp_path / "Holiday Photos").name == "holiday-photos"
+    assert load(tmp_path / "Holiday Photos", name="beach").name == "beach"
 
 
 def test_corrupt_and_non_image_files_are_all_named_in_one_error(tmp_path: Path) -> None:
@@ -68,13 +121,13 @@ def test_corrupt_and_non_image_files_are_all_named_in_one_error(tmp_path: Path) 
     Image.new("L", (4, 4)).save(root / "ok" / "animation.gif")
 
     with pytest.raises(ImageFolderError) as error:
-        load(root)
+        load(root, image_size=10)
 
     message = str(error.value)
     assert "3 of 4 files" in message
     assert "ok/truncated.png" in message
     assert "ok/notes.txt: not an image file Pillow can identify" in message
-    assert "ok/animation.gif: is GIF, expected one of ['JPEG', 'PNG']" in message
+    assert "ok/animation.gif: is GIF, expected one of ['JPEG', 'PNG', 'WEBP']" in message
     assert "fine.png" not in message
     assert "Fix: delete or replace them" in message
 

@@ -158,6 +158,6 @@ def test_the_sample_count_is_known_before_loading_only_for_the_published_files()
     published = source.options()
     custom = source.options(splits=["test"], checksums={name: "md5:" + "0" * 32 for name in TEST_FILES})
 
-    assert source.num_samples(published) == 70_000
-    assert source.num_samples(source.options(splits=["test"])) == 10_000
-    assert source.num_samples(custom) is None
+    assert source.num_samples(published, Path("unused")) == 70_000
+    assert source.num_samples(source.options(splits=["test"]), Path("unused")) == 10_000
+    assert source.num_samples(custom, Path("unused")) is None

@@ -64,8 +64,8 @@ def test_samples_are_seeded_float32_vectors_labelled_by_their_mode(name: str, tm
 def test_the_default_size_is_fifty_thousand_and_known_before_loading() -> None:
     source = dataset_source("grid25")
 
-    assert source.num_samples(source.options()) == 50_000
-    assert source.num_samples(source.options(num_samples=12)) == 12
+    assert source.num_samples(source.options(), Path("unused")) == 50_000
+    assert source.num_samples(source.options(num_samples=12), Path("unused")) == 12
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25"])

@@ -141,3 +141,40 @@ def test_spectral_norm_reaches_every_linear_and_convolution_of_any_discriminator
         parametrized = [m for m in discriminator.modules() if nn.utils.parametrize.is_parametrized(m, "weight")]
         assert len(parametrized) == layers
     assert mlp(torch.randn(5, 2)).shape == (5,)
+
+
+def test_the_dcgan64_preset_is_pytorch_examples_dcgan_layer_for_layer():
+    generator, discriminator = build_networks(resolve_architecture("dcgan64", (3, 64, 64), {}))
+    deconvs = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding) for m in deconvs] == [
+        (512, 256, (4, 4), (2, 2), (1, 1)),
+        (256, 128, (4, 4), (2, 2), (1, 1)),
+        (128, 64, (4, 4), (2, 2), (1, 1)),
+        (64, 3, (4, 4), (2, 2), (1, 1)),
+    ]
+    assert generator.project[0].out_features == 512 * 4 * 4  # ConvTranspose(nz, 512, 4) on a 1x1 input
+    assert sum(isinstance(m, nn.ReLU) for m in generator.modules()) == 4 and isinstance(generator.upsample[-1], nn.Tanh)
+    convs = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in convs] == [
+        (c, (4, 4), (2, 2)) for c in (64, 128, 256, 512)
+    ]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in discriminator.modules()) == 3  # none after the first conv
+    assert {m.negative_slope for m in discriminator.modules() if isinstance(m, nn.LeakyReLU)} == {0.2}
+    assert discriminator.logit.in_features == 512 * 4 * 4
+    assert 0.015 < convs[1].weight.std().item() < 0.025  # N(0, 0.02), as pytorch/examples initialises
+
+
+@pytest.mark.parametrize("side", [16, 32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_auto_builds_a_dcgan_for_any_power_of_two_side_grey_or_colour(side, channels):
+    arch = resolve_architecture("auto", (channels, side, side), {"width": 8})
+    generator, discriminator = build_networks(arch)
+    images = generator(torch.randn(2, arch.latent_dim))
+    assert images.shape == (2, channels, side, side) and discriminator(images).shape == (2,)
+    assert arch.generator_channels[-1] == 8 and arch.discriminator_channels[0] == 8  # width: the base channels
+
+
+def test_a_side_no_preset_is_made_for_names_the_nearest_sizes():
+    with pytest.raises(ValueError, match=r"sides? 8, 16, 28, 32, 64, 128, 256 .*the nearest are 32 and 64"):
+        resolve_architecture("auto", (3, 48, 48), {})
+    assert resolve_architecture("auto", (3, 28, 28), {}).image_shape == (3, 28, 28)  # the article's, in colour

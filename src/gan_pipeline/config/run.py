@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from gan_pipeline.config.base import PARAM_SEP, ParameterError, parse_params
@@ -10,6 +11,7 @@ from gan_pipeline.config.ingestion import IngestionParams
 from gan_pipeline.config.processing import ProcessingParams
 from gan_pipeline.config.promotion import PromotionParams
 from gan_pipeline.config.training import TrainingParams
+from gan_pipeline.datasets import SourceError, option_key
 from gan_pipeline.gan.distributed import launched_world_size
 from gan_pipeline.gan.presets import resolve_architecture
 from gan_pipeline.gan.settings import SettingError
@@ -50,8 +52,11 @@ def validate_parameters(params: dict[str, Any]) -> RunParameters:
 def check_fits_the_data(run: RunParameters) -> None:
     """What the source knows before loading (sample shape, count) against the network, batch and augmentations."""
     ingestion, training = run.data_ingestion, run.training
-    options = ingestion.source_options()
-    shape, total = ingestion.source.sample_shape(options), ingestion.source.num_samples(options)
+    source, options, raw_dir = ingestion.source, ingestion.source_options(), Path(ingestion.raw_dir)
+    try:
+        shape, total = source.sample_shape(options, raw_dir), source.num_samples(options, raw_dir)
+    except SourceError as err:
+        raise ParameterError([f"data_ingestion.sources.{ingestion.dataset}: {err}"]) from err
     settings = training.settings()
     try:
         if shape is not None:
@@ -61,6 +66,11 @@ def check_fits_the_data(run: RunParameters) -> None:
             train_size = total - math.ceil(total * run.data_processing.validation_fraction)
             check_batch_fits(train_size, settings, launched_world_size())
     except SettingError as err:
+        fix = (
+            f"; or set {option_key(ingestion.dataset, source.size_option)}"
+            if err.setting == "preset" and source.size_option
+            else ""
+        )
         raise ParameterError(
-            [f"training{PARAM_SEP}{err.setting}: {err.problem} (data_ingestion.dataset {ingestion.dataset!r})"]
+            [f"training{PARAM_SEP}{err.setting}: {err.problem} (data_ingestion.dataset {ingestion.dataset!r}){fix}"]
         ) from err

@@ -32,7 +32,8 @@ class RawDataset:
 
     ``samples`` are images ``(N, C, H, W)`` uint8 in [0, 255], or vectors ``(N, D)`` float32;
     ``labels`` are ``(N,)`` int64 indices into ``class_names``; ``card`` records provenance (source,
-    checksums, versions); ``modes`` says where a synthetic mixture's modes are.
+    checksums, versions); ``modes`` says where a synthetic mixture's modes are; ``name`` tells apart the
+    datasets of a source that reads what it is pointed at (one image folder from another).
     """
 
     samples: np.ndarray
@@ -40,17 +41,20 @@ class RawDataset:
     class_names: tuple[str, ...]
     card: dict[str, CardValue]
     modes: MixtureModes | None = None
+    name: str | None = None  # the data's own name, when the source can hold several (default: the source's)
 
 
 @dataclass(frozen=True)
 class DatasetSource:
     load: Callable[[Any, Path], RawDataset]
     options: type[SourceOptions]
-    # How many samples ``load`` will return, when known without loading: lets parameter
+    # How many samples ``load`` will return, when known without loading (options, raw_dir): lets parameter
     # validation reject e.g. a batch size larger than the data before any work starts.
-    num_samples: Callable[[Any], int | None] = lambda options: None
+    num_samples: Callable[[Any, Path], int | None] = lambda options, raw_dir: None
     # The shape of one sample, when known without loading: lets validation check the network fits.
-    sample_shape: Callable[[Any], tuple[int, ...] | None] = lambda options: None
+    sample_shape: Callable[[Any, Path], tuple[int, ...] | None] = lambda options, raw_dir: None
+    # The option that sets the images' side, for sources that resize: an error about the side names it.
+    size_option: str | None = None
 
 
 DATASETS: dict[str, DatasetSource] = {}
@@ -59,8 +63,9 @@ DATASETS: dict[str, DatasetSource] = {}
 def register_dataset(
     name: str,
     options: type[SourceOptions] = SourceOptions,
-    num_samples: Callable[[Any], int | None] | None = None,
-    sample_shape: Callable[[Any], tuple[int, ...] | None] | None = None,
+    num_samples: Callable[[Any, Path], int | None] | None = None,
+    sample_shape: Callable[[Any, Path], tuple[int, ...] | None] | None = None,
+    size_option: str | None = None,
 ):
     """Decorator: ``@register_dataset("digits")`` adds a loader ``(options, raw_dir) -> RawDataset``."""
 
@@ -70,6 +75,7 @@ def register_dataset(
             options=options,
             num_samples=num_samples or DatasetSource.num_samples,
             sample_shape=sample_shape or DatasetSource.sample_shape,
+            size_option=size_option,
         )
         return load
 

@@ -20,11 +20,11 @@ class DigitsOptions(SourceOptions):
     max_samples: PositiveInt | None = None
 
 
-def digits_count(options: DigitsOptions) -> int:
+def digits_count(options: DigitsOptions, raw_dir: Path | None = None) -> int:
     return min(DIGITS_COUNT, options.max_samples or DIGITS_COUNT)
 
 
-@register_dataset("digits", DigitsOptions, num_samples=digits_count, sample_shape=lambda options: (1, 8, 8))
+@register_dataset("digits", DigitsOptions, num_samples=digits_count, sample_shape=lambda options, raw_dir: (1, 8, 8))
 def load_sklearn_digits(options: DigitsOptions, raw_dir: Path) -> RawDataset:
     bunch = load_digits()
     count = digits_count(options)

@@ -212,7 +212,7 @@ def read_split(images_file: VerifiedFile, labels_file: VerifiedFile) -> tuple[np
     return images, labels
 
 
-def published_num_samples(dataset: str, options: IdxReleaseOptions) -> int | None:
+def published_num_samples(dataset: str, options: IdxReleaseOptions, raw_dir: Path) -> int | None:
     """The size of the chosen splits when the checksums pin the published files, else unknown."""
     published = RELEASES[dataset].checksums
     if any(options.checksums[name] != published[name] for name in options.files):
@@ -222,7 +222,7 @@ def published_num_samples(dataset: str, options: IdxReleaseOptions) -> int | Non
 
 def register_release(dataset: str, options: type[IdxReleaseOptions]) -> None:
     count = partial(published_num_samples, dataset)
-    register_dataset(dataset, options, count, sample_shape=lambda options: (1, 28, 28))(
+    register_dataset(dataset, options, count, sample_shape=lambda options, raw_dir: (1, 28, 28))(
         partial(load_idx_release, dataset)
     )
 

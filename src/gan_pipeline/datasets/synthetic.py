@@ -67,9 +67,11 @@ def sample_mixture(name: str, options: SyntheticOptions, raw_dir: Path) -> RawDa
     )
 
 
-def requested_samples(options: SyntheticOptions) -> int:
+def requested_samples(options: SyntheticOptions, raw_dir: Path) -> int:
     return options.num_samples
 
 
-register_dataset("ring8", SyntheticOptions, requested_samples, lambda options: (2,))(partial(sample_mixture, "ring8"))
-register_dataset("grid25", SyntheticOptions, requested_samples, lambda options: (2,))(partial(sample_mixture, "grid25"))
+for mixture_name in MIXTURES:
+    register_dataset(mixture_name, SyntheticOptions, requested_samples, lambda options, raw_dir: (2,))(
+        partial(sample_mixture, mixture_name)
+    )

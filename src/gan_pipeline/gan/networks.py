@@ -38,6 +38,12 @@ class Architecture:
     discriminator_kernel: int = 5
     dropout: float = 0.3
     negative_slope: float = 0.3  # Keras' LeakyReLU default, as in the article
+    # G's hidden activation: leaky_relu (with negative_slope, as D's) or relu (pytorch/examples' DCGAN).
+    generator_activation: str = "leaky_relu"
+    # BatchNorm after each of D's convolutions but the first (pytorch/examples' DCGAN); the article has none.
+    discriminator_batchnorm: bool = False
+    # Initial weights: pytorch (its layers' defaults) or dcgan (N(0, 0.02) convolutions, N(1, 0.02) BatchNorm scales).
+    weight_init: str = "pytorch"
 
     family: ClassVar[str] = "dcgan"
 
@@ -76,6 +82,13 @@ class Architecture:
             found.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.generator_output_scale < 1:
             found.append(f"generator_output_scale must be >= 1 (1: a plain tanh), got {self.generator_output_scale}")
+        if self.generator_activation not in GENERATOR_ACTIVATIONS:
+            found.append(
+                f"generator_activation must be one of {sorted(GENERATOR_ACTIVATIONS)}, "
+                f"got {self.generator_activation!r}"
+            )
+        if self.weight_init not in WEIGHT_INITS:
+            found.append(f"weight_init must be one of {sorted(WEIGHT_INITS)}, got {self.weight_init!r}")
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +168,27 @@ def output_activation(scale: float) -> nn.Module:
     return nn.Tanh() if scale == 1 else StretchedTanh(scale)
 
 
+def generator_activation(arch: Architecture) -> nn.Module:
+    return nn.ReLU() if arch.generator_activation == "relu" else nn.LeakyReLU(arch.negative_slope)
+
+
+GENERATOR_ACTIVATIONS = {"leaky_relu", "relu"}
+
+
+@torch.no_grad()
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al. (2016), as pytorch/examples: convolutions N(0, 0.02), BatchNorm scales N(1, 0.02), shifts 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            nn.init.normal_(layer.weight, 1.0, 0.02)
+            nn.init.zeros_(layer.bias)
+
+
+WEIGHT_INITS = {"pytorch", "dcgan"}
+
+
 class Generator(nn.Module):
     """Latent vector -> image in [-1, 1] (tanh, or a stretched tanh)."""
 
@@ -165,7 +199,7 @@ class Generator(nn.Module):
         self.project = nn.Sequential(
             nn.Linear(arch.latent_dim, first * base * base, bias=False),  # (N, C0*B*B)
             nn.BatchNorm1d(first * base * base),
-            nn.LeakyReLU(arch.negative_slope),
+            generator_activation(arch),
             nn.Unflatten(1, (first, base, base)),  # (N, C0, B, B)
         )
         outputs = (*arch.generator_channels[1:], arch.image_shape[0])
@@ -182,7 +216,7 @@ class Generator(nn.Module):
             layers += (
                 [output_activation(arch.generator_output_scale)]
                 if last
-                else [nn.BatchNorm2d(c_out), nn.LeakyReLU(arch.negative_slope)]
+                else [nn.BatchNorm2d(c_out), generator_activation(arch)]
             )
         self.upsample = nn.Sequential(*layers)
         # Built last, so that adding mapping layers leaves the other layers' initialisation as it was.
@@ -190,6 +224,8 @@ class Generator(nn.Module):
         for _ in range(arch.mapping_layers):
             mapping += [nn.Linear(arch.latent_dim, arch.latent_dim), nn.LeakyReLU(arch.negative_slope)]
         self.mapping = nn.Sequential(*mapping)  # (N, latent_dim), the identity without layers
+        if arch.weight_init == "dcgan":
+            dcgan_init(self)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.project(self.mapping(latent)))
@@ -204,15 +240,17 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         c_in, size = arch.image_shape[0], arch.image_shape[1]
         padding = (arch.discriminator_kernel - 1) // 2
-        for c_out in arch.discriminator_channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, arch.discriminator_kernel, 2, padding),  # (N, c_out, size/2, size/2)
-                nn.LeakyReLU(arch.negative_slope),
-                nn.Dropout(arch.dropout),
-            ]
+        for index, c_out in enumerate(arch.discriminator_channels):
+            normalised = arch.discriminator_batchnorm and index > 0  # BatchNorm's shift replaces the bias
+            layers.append(nn.Conv2d(c_in, c_out, arch.discriminator_kernel, 2, padding, bias=not normalised))
+            # (N, c_out, size/2, size/2)
+            layers += [nn.BatchNorm2d(c_out)] if normalised else []
+            layers += [nn.LeakyReLU(arch.negative_slope), nn.Dropout(arch.dropout)]
             c_in, size = c_out, (size + 2 * padding - arch.discriminator_kernel) // 2 + 1
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.logit = nn.Linear(c_in * size * size, 1)
+        if arch.weight_init == "dcgan":
+            dcgan_init(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logit(self.features(images)).squeeze(1)

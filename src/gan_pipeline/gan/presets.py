@@ -1,16 +1,50 @@
 """Named architectures, and the one a run trains: a preset (``auto``: made for the data's shape) with overrides."""
 
+import math
 from dataclasses import fields, replace
 from typing import Any
 
 from gan_pipeline.gan.networks import ARCHITECTURE_FAMILIES, AnyArchitecture, Architecture, MLPArchitecture
 from gan_pipeline.gan.settings import SettingError
 
+DCGAN_SIDES = (16, 32, 64, 128, 256)
+DCGAN_WIDTH = 64  # pytorch/examples' ngf and ndf
+WIDTH = "width"  # an override of the dcgan<side> presets: their base channel count, not a field
+
 
 def architecture_fields() -> set[str]:
-    """Every field a preset override may set, across families."""
+    """Every field a preset override may set, across families, and the DCGAN presets' ``width``."""
     names = {f.name for family in ARCHITECTURE_FAMILIES.values() for f in fields(family)}
-    return names - {"image_shape", "sample_shape"}
+    return names - {"image_shape", "sample_shape"} | {WIDTH}
+
+
+def dcgan(side: int, channels: int = 3, width: int = DCGAN_WIDTH) -> Architecture:
+    """pytorch/examples' DCGAN for ``side`` x ``side`` images (Radford et al. 2016), one stage per doubling.
+
+    G projects the latent to ``8 * width`` maps of 4x4 (a transposed convolution of a 1x1 input, written as
+    a dense layer), then halves the channels and doubles the side with each 4x4 stride-2 transposed
+    convolution, BatchNorm and ReLU, and ends in tanh; D mirrors it with strided convolutions, BatchNorm
+    (not on the first) and LeakyReLU 0.2, down to 4x4 and a logit. Weights start at N(0, 0.02).
+    """
+    stages = int(math.log2(side)) - 2  # 4 -> side
+    return Architecture(
+        image_shape=(channels, side, side),
+        latent_dim=100,
+        mapping_layers=0,
+        base_size=4,
+        generator_channels=tuple(width * 2 ** (stages - 1 - stage) for stage in range(stages)),
+        generator_strides=(2,) * stages,
+        generator_kernel=4,
+        generator_output_bias=False,
+        generator_output_scale=1.0,
+        discriminator_channels=tuple(width * 2**stage for stage in range(stages)),
+        discriminator_kernel=4,
+        dropout=0.0,
+        negative_slope=0.2,
+        generator_activation="relu",
+        discriminator_batchnorm=True,
+        weight_init="dcgan",
+    )
 
 
 PRESETS: dict[str, AnyArchitecture] = {
@@ -39,22 +73,42 @@ PRESETS: dict[str, AnyArchitecture] = {
     ),
     # PacGAN-style MLPs for the 2-D Gaussian-mixture benchmarks (ring8, grid25).
     "mlp_2d": MLPArchitecture(),
+    # pytorch/examples' DCGAN for square images of any power-of-two side (colour or grey: the data decides).
+    **{f"dcgan{side}": dcgan(side) for side in DCGAN_SIDES},
 }
+
+
+def made_for(arch: AnyArchitecture, sample_shape: tuple[int, ...]) -> bool:
+    """An image preset fits images of its side with 1 or 3 channels; any other preset its exact shape."""
+    if isinstance(arch, Architecture) and len(sample_shape) == 3:
+        return arch.image_shape[1:] == tuple(sample_shape[1:]) and sample_shape[0] in (1, 3)
+    return arch.sample_shape == tuple(sample_shape)
 
 
 def preset_name(preset: str, sample_shape: tuple[int, ...]) -> str:
     """The preset to use: ``preset`` itself, or for ``auto`` the first one made for ``sample_shape``."""
     if preset == "auto":
-        matching = [name for name, arch in PRESETS.items() if arch.sample_shape == tuple(sample_shape)]
+        matching = [name for name, arch in PRESETS.items() if made_for(arch, sample_shape)]
         if not matching:
-            made_for = {name: arch.sample_shape for name, arch in PRESETS.items()}
             raise SettingError(
-                "preset", f"'auto' finds no preset for samples of shape {tuple(sample_shape)}: {made_for}"
+                "preset", f"'auto' finds no preset for samples of shape {tuple(sample_shape)}{nearest(sample_shape)}"
             )
         return matching[0]
     if preset not in PRESETS:
         raise SettingError("preset", f"unknown preset {preset!r}; allowed: {['auto', *PRESETS]}")
     return preset
+
+
+def nearest(sample_shape: tuple[int, ...]) -> str:
+    """For images: the sides presets are made for, nearest first."""
+    if len(sample_shape) != 3:
+        return f"; presets: { {name: arch.sample_shape for name, arch in PRESETS.items()} }"
+    sides = sorted({arch.image_shape[1] for arch in PRESETS.values() if isinstance(arch, Architecture)})
+    closest = sorted(sorted(sides, key=lambda side: (abs(math.log2(side / sample_shape[1])), side))[:2])
+    return (
+        f": presets are made for square images of side {', '.join(map(str, sides))} (1 or 3 channels); "
+        f"the nearest are {closest[0]} and {closest[1]}: resize the images to one of them"
+    )
 
 
 def resolve_architecture(preset: str, sample_shape: tuple[int, ...], overrides: dict[str, Any]) -> AnyArchitecture:
@@ -65,6 +119,9 @@ def resolve_architecture(preset: str, sample_shape: tuple[int, ...], overrides: 
     sample_shape = tuple(sample_shape)
     preset = preset_name(preset, sample_shape)
     arch = PRESETS[preset]
+    overrides = dict(overrides)
+    if WIDTH in overrides and preset.startswith("dcgan") and preset[len("dcgan") :].isdigit():
+        arch = dcgan(arch.image_shape[1], width=overrides.pop(WIDTH))
     allowed = {f.name for f in fields(arch)} - {"image_shape", "sample_shape"}
     unknown = set(overrides) - allowed
     if unknown:

@@ -14,11 +14,11 @@ def ingest_dataset(params: IngestionParams) -> dict[str, Any]:
     """Load ``data_ingestion.dataset`` through its registered source, with the record of what it is."""
     raw = params.source.load(params.source_options(), Path(params.raw_dir))
     record = DatasetRecord(
-        dataset=params.dataset,
+        dataset=raw.name or params.dataset,
         sample_shape=tuple(raw.samples.shape[1:]),
         class_names=raw.class_names,
         source_fingerprint=content_fingerprint(raw.samples, raw.labels),
-        card={"dataset": params.dataset, **raw.card},
+        card={"dataset": raw.name or params.dataset, **raw.card},
         modes=raw.modes,
     )
     return {
