@@ -77,10 +77,11 @@ def main() -> int:
     print(f"{len(real)} real images: {source}; torch {torch.__version__}, {args.threads} threads")
     print(f"load average at start: {' '.join(f'{load:.1f}' for load in os.getloadavg())} on {os.cpu_count()} CPUs")
     setup: dict[str, float] = {}
+    judge_settings = JudgeSettings("classes", args.judge_epochs, 128, 1e-3, feature_dim=64, seed=0, progress_bar=False)
     judge = timed(
         f"setup: judge training ({args.judge_epochs} epoch)",
         setup,
-        lambda: train_judge(real, labels, 10, JudgeSettings(args.judge_epochs, 128, 1e-3, feature_dim=64, seed=0)),
+        lambda: train_judge(real, labels, 10, judge_settings),
     )
     generator, _ = build_networks(PRESETS["article_dcgan"])
     generator.eval()
@@ -94,7 +95,12 @@ def main() -> int:
         lambda: torch.cat([sample_images(generator, chunk) for chunk in latent.split(1024)]),
     )
     scoring = ScoringSettings(
-        confidence_threshold=0.9, nearest_k=5, inception_score_splits=10, memorisation_samples=2000, seed=1234
+        confidence_threshold=0.9,
+        nearest_k=5,
+        inception_score_splits=10,
+        memorisation_samples=2000,
+        seed=1234,
+        progress_bar=False,
     )
     inputs = MetricInputs(judge, real, real, labels, generated, scoring)
     for name in ("train_outputs", "validation_outputs", "generated_outputs"):

@@ -38,7 +38,13 @@ TINY_TRAINING = {
     "device": "cpu",
     "checkpoint": {"every_epochs": 0},  # tests that checkpoint pass their own tmp_path directory
 }
-TINY_EVALUATION = {"judge": {"epochs": 2}, "device": "cpu", "register_model": False, "frechet_draws": 2}
+TINY_EVALUATION = {
+    "judge": {"epochs": 2},
+    "device": "cpu",
+    "register_model": False,
+    "frechet_draws": 2,
+    "progress_bar": False,
+}
 
 
 @cache
@@ -105,9 +111,16 @@ TINY_SETTINGS = TrainingSettings(
     num_fixed_samples=16,
     progress_bar=False,
 )
-JUDGE_SETTINGS = JudgeSettings(epochs=8, batch_size=64, learning_rate=1e-3, feature_dim=64, seed=0)
+JUDGE_SETTINGS = JudgeSettings(
+    task="classes", epochs=8, batch_size=64, learning_rate=1e-3, feature_dim=64, seed=0, progress_bar=False
+)
 SCORING = ScoringSettings(
-    confidence_threshold=0.9, nearest_k=5, inception_score_splits=10, memorisation_samples=2000, seed=0
+    confidence_threshold=0.9,
+    nearest_k=5,
+    inception_score_splits=10,
+    memorisation_samples=2000,
+    seed=0,
+    progress_bar=False,
 )
 
 

@@ -26,6 +26,7 @@ NOT_SHAPING_OUTPUTS = {
     "training.checkpoint.keep",
     "training.resume",
     "training.distributed_backend",
+    "evaluation.progress_bar",
 }
 # Package markers holding no code that shapes outputs (a docstring, the version string).
 CODE_WITHOUT_EFFECT = {

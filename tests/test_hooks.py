@@ -7,9 +7,10 @@ from kedro.io import DataCatalog
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from gan_pipeline.hooks import configured_sections, training_run_evaluated
+from gan_pipeline.hooks import ProjectHooks, configured_sections, training_run_evaluated
 from gan_pipeline.io import JSONDataset
 from gan_pipeline.pipeline_registry import register_pipelines, stage_pipelines, upstream_pipelines
+from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.tracking import logged_form, select_run
 from gan_pipeline.versioning import dvc_file_hash, parameters_hidden_from_dvc
 from tests.settings import TINY_EVALUATION, base_parameters, merged
@@ -118,3 +119,22 @@ def test_a_training_run_from_another_experiment_gives_a_new_run_in_this_one(trac
     run = select_run(EXPERIMENT, evaluation_params(), trained_in=old_run.info.run_id)
     assert run.data.tags["training_run_id"] == old_run.info.run_id
     assert tracking_store.get_experiment(run.info.experiment_id).name == EXPERIMENT
+
+
+def test_a_refused_promotion_writes_a_refused_decision_over_the_earlier_one(tmp_path):
+    decision = JSONDataset(str(tmp_path / "promotion_decision.json"))
+    decision.save({"outcome": "promoted", "challenger_version": "3"})  # an earlier run's
+    catalog = DataCatalog({"promotion_decision": decision})
+    (node,) = register_pipelines()["promotion"].nodes
+    registered = {"registered_model_name": "gan-generator-faces", "registered_model_version": 4}
+    refusal = PromotionRefused("cannot compare version 4 with champion version 3: their 'dataset' differs")
+
+    ProjectHooks().on_node_error(refusal, node, catalog, {"registered_model": registered})
+
+    assert decision.load() == {
+        "outcome": "refused",
+        "reason": "cannot compare version 4 with champion version 3: their 'dataset' differs",
+        "registered_model_name": "gan-generator-faces",
+        "challenger_version": "4",
+        "champion_version": None,
+    }

@@ -25,6 +25,8 @@ from gan_pipeline.gan.checkpoints import CheckpointError, CheckpointRecord
 from gan_pipeline.gan.distributed import is_main_process, launched_world_size, process_device
 from gan_pipeline.io import keep_outputs_in_memory, read_metadata
 from gan_pipeline.pipeline_registry import DEFAULT, stage_pipelines, upstream_pipelines
+from gan_pipeline.pipelines.promotion.nodes import refused_decision
+from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
     git_state,
@@ -40,6 +42,8 @@ from gan_pipeline.versioning import dvc_file_hash, refuse_parameters_hidden_from
 logger = logging.getLogger(__name__)
 
 RAW_DATASET = "raw_dataset"  # its DVC hash is the data version a trained model records
+DECISION_DATASET = "promotion_decision"  # the gate's decision, also when it refused
+REGISTERED_DATASET = "registered_model"  # the version the evaluation registered
 MODEL_DATASET = "generator"  # a pipeline that reads it without producing it evaluates an earlier model
 RUN_RECORD_DATASET = "training_run"  # written by training: the MLflow run that trained the model
 TRAINING_NODE = "train_model"
@@ -106,6 +110,12 @@ class ProjectHooks:
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:
         if not is_main_process():
             keep_outputs_in_memory(catalog)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node, catalog: DataCatalog, inputs: dict[str, Any]) -> None:
+        """A refused promotion still writes its decision file (outcome ``refused``), so no earlier one looks current."""
+        if DECISION_DATASET in node.outputs and isinstance(error, PromotionRefused):
+            catalog.save(DECISION_DATASET, refused_decision(inputs[REGISTERED_DATASET], error))
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow starts a run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:

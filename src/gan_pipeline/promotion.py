@@ -93,7 +93,8 @@ def as_rescored_by(challenger: Candidate, champion: Candidate) -> Candidate:
 def decide(challenger: Candidate, champion: Candidate | None, margin: float, force: bool = False) -> Decision:
     """Promote when the Frechet distance drops by at least ``margin`` (a fraction) and no class is lost.
 
-    A champion scored on older data is compared through the challenger's rescoring of it
+    Data without classes (its judge learned rotations) has no ``classes_covered``: the Frechet distance
+    alone decides. A champion scored on older data is compared through the challenger's rescoring of it
     (``as_rescored_by``). Raises ``PromotionRefused`` when the versions cannot be compared (unless ``force``).
     """
     if champion is not None and champion.version == challenger.version:
@@ -101,22 +102,27 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
     if force:
         return Decision("forced", challenger, champion, margin, f"forced by hand over {_describe(champion)}")
     distance = gate_metric(challenger, "challenger", FRECHET_DISTANCE)
-    covered = gate_metric(challenger, "challenger", CLASSES_COVERED)
+    covered = challenger.metrics.get(CLASSES_COVERED)  # None: unlabelled data
+    coverage = "" if covered is None else f", classes_covered {covered:g}"
     if champion is None:
-        reason = f"first champion: frechet_distance {distance:.4g}, classes_covered {covered:g}"
-        return Decision("first_champion", challenger, None, margin, reason)
+        return Decision(
+            "first_champion", challenger, None, margin, f"first champion: frechet_distance {distance:.4g}{coverage}"
+        )
     rescored = as_rescored_by(challenger, champion)
     scored_by = " (rescored by this evaluation's judge)" if rescored is not champion else ""
     champion = rescored
     check_comparable(challenger, champion)
     champion_distance = gate_metric(champion, "champion", FRECHET_DISTANCE)
-    champion_covered = gate_metric(champion, "champion", CLASSES_COVERED)
     required = champion_distance * (1 - margin)
-    closer, covers = distance < required, covered >= champion_covered
+    closer, covers = distance < required, True
     numbers = (
         f"frechet_distance {distance:.4g} vs {champion_distance:.4g} of version {champion.version}{scored_by} "
-        f"(needed < {required:.4g}, margin {margin:.0%}); classes_covered {covered:g} vs {champion_covered:g}"
+        f"(needed < {required:.4g}, margin {margin:.0%})"
     )
+    if covered is not None:
+        champion_covered = gate_metric(champion, "champion", CLASSES_COVERED)
+        covers = covered >= champion_covered
+        numbers += f"; classes_covered {covered:g} vs {champion_covered:g}"
     if closer and covers:
         return Decision(
             "promoted", challenger, champion, margin, f"promoted over version {champion.version}: {numbers}"

@@ -7,22 +7,30 @@ from pydantic import Field, PositiveInt, field_validator
 from gan_pipeline.config.base import Params, known_device
 from gan_pipeline.gan.settings import JudgeSettings, ScoringSettings
 
+# As many sample-pixels as 32 draws of the digits' 1,437 8x8 images: frechet_draws ``auto`` keeps the
+# evaluation's cost there, so 64x64 colour images get one draw where digits get 32.
+DRAW_BUDGET_PIXELS = 32 * 1437 * 8 * 8
+MAX_DRAWS = 32
+
 
 class JudgeParams(Params):
+    task: Literal["classes", "rotation", "auto"]
     epochs: PositiveInt
     batch_size: PositiveInt
     learning_rate: float = Field(gt=0)
     feature_dim: PositiveInt
     seed: int
 
-    def settings(self) -> JudgeSettings:
-        return JudgeSettings(**self.model_dump())
+    def settings(self, num_classes: int, progress_bar: bool) -> JudgeSettings:
+        """``auto``: the data's classes when it has two or more, else rotations (unlabelled data)."""
+        task = self.task if self.task != "auto" else ("classes" if num_classes >= 2 else "rotation")
+        return JudgeSettings(**self.model_dump(exclude={"task"}), task=task, progress_bar=progress_bar)
 
 
 class EvaluationParams(Params):
     judge: JudgeParams
     num_generated: PositiveInt | Literal["match_train"]
-    frechet_draws: PositiveInt
+    frechet_draws: PositiveInt | Literal["auto"]
     synthetic_num_samples: PositiveInt
     confidence_threshold: float = Field(gt=0, lt=1)
     nearest_k: PositiveInt
@@ -35,6 +43,7 @@ class EvaluationParams(Params):
     device: str
     registered_model_name: str
     register_model: bool
+    progress_bar: bool
 
     _device_name = field_validator("device")(known_device)
 
@@ -60,4 +69,11 @@ class EvaluationParams(Params):
             inception_score_splits=self.inception_score_splits,
             memorisation_samples=self.memorisation_samples,
             seed=self.seed,
+            progress_bar=self.progress_bar,
         )
+
+    def draws(self, num_generated: int, sample_size: int) -> int:
+        """Independent draws of ``num_generated`` samples of ``sample_size`` values the Frechet distance averages."""
+        if self.frechet_draws != "auto":
+            return self.frechet_draws
+        return max(1, min(MAX_DRAWS, round(DRAW_BUDGET_PIXELS / (num_generated * sample_size))))

@@ -1,32 +1,55 @@
-"""The judge: a small CNN classifier trained on real data, whose features score generators.
+"""The judge: a small CNN trained on real data, whose features score generators.
 
-ImageNet Inception features mean little for 8x8 digits; a classifier trained on the same
-domain gives both class predictions (mode coverage) and a feature space (Frechet distance).
+ImageNet Inception features mean little for 8x8 digits; a network trained on the same domain gives a
+feature space (Frechet distance, precision/recall) and, when the data has classes, class predictions
+(mode coverage). Data without labels trains it on a self-supervised task instead: which of four
+rotations (0, 90, 180, 270 degrees) an image was given (Gidaris et al. 2018), a task that needs it to
+see what the images show. Morozov et al. (2021) found such features rank generators as well as
+Inception's do.
 """
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.serialization import load_state, module_to_tensors
 from gan_pipeline.gan.settings import JudgeSettings
 
+JudgeTask = Literal["classes", "rotation"]
+ROTATIONS = 4  # quarter turns: the rotation task's classes
+MAX_FEATURE_SIDE = 8  # extra stride-2 stages keep the flattened map at most 8x8, so cost follows the pixels
+
+
+def rotated(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image at 0, 90, 180 and 270 degrees ``(4N, C, H, W)``, labelled by its quarter turns ``(4N,)``."""
+    turns = torch.arange(ROTATIONS, device=images.device)
+    stacked = torch.stack([torch.rot90(images, int(turn), dims=(2, 3)) for turn in turns], dim=1)
+    return stacked.flatten(0, 1), turns.repeat(len(images))
+
 
 class Judge(nn.Module):
-    """Image (C, H, W) in [-1, 1] -> class logits; ``features`` is the penultimate layer."""
+    """Image (C, H, W) in [-1, 1] -> logits of its task; ``features`` is the penultimate layer.
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, feature_dim: int) -> None:
+    ``task`` is what the logits predict: the data's classes, or the quarter turns of a rotated image.
+    """
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], num_classes: int, feature_dim: int, task: JudgeTask = "classes"
+    ) -> None:
         super().__init__()
         self.image_shape, self.num_classes, self.feature_dim = tuple(image_shape), num_classes, feature_dim
-        channels, height, width = image_shape
-        reduced = math.ceil(math.ceil(height / 2) / 2) * math.ceil(math.ceil(width / 2) / 2)
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1),
+        self.task = task
+        channels, height, _ = image_shape
+        stem_stride = 2 if height >= 64 else 1  # large images: the full-resolution convolution is most of the cost
+        side = math.ceil(math.ceil(math.ceil(height / stem_stride) / 2) / 2)
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, 32, 3, stride=stem_stride, padding=1),
             nn.BatchNorm2d(32),
             nn.ReLU(),  # (N, 32, H, W)
             nn.Conv2d(32, 64, 3, stride=2, padding=1),
@@ -35,9 +58,15 @@ class Judge(nn.Module):
             nn.Conv2d(64, 128, 3, stride=2, padding=1),
             nn.BatchNorm2d(128),
             nn.ReLU(),  # (N, 128, H/4, W/4)
+        ]
+        while side > MAX_FEATURE_SIDE:
+            layers += [nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.BatchNorm2d(128), nn.ReLU()]
+            side = math.ceil(side / 2)
+        self.body = nn.Sequential(
+            *layers,
             nn.Flatten(),  # keeps where strokes are, which a global pool would lose
             nn.Dropout(0.3),
-            nn.Linear(128 * reduced, feature_dim),
+            nn.Linear(128 * side * side, feature_dim),
             nn.ReLU(),  # (N, feature_dim)
         )
         self.classify = nn.Linear(feature_dim, num_classes)
@@ -58,25 +87,30 @@ def _random_shift(images: torch.Tensor, rng: torch.Generator, max_shift: int = 1
 
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: JudgeSettings) -> Judge:
-    """Fit the judge on real images (N, C, H, W) in [-1, 1] with integer labels."""
+    """Fit the judge on real images (N, C, H, W) in [-1, 1]: on their integer labels, or on their rotations."""
     rng = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    judge = Judge(tuple(images.shape[1:]), num_classes, config.feature_dim).to(images.device)
+    classes = ROTATIONS if config.task == "rotation" else num_classes
+    judge = Judge(tuple(images.shape[1:]), classes, config.feature_dim, config.task).to(images.device)
     optimiser = torch.optim.AdamW(judge.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     steps_per_epoch = max(1, len(images) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, config.learning_rate, total_steps=config.epochs * steps_per_epoch
     )
     judge.train()
+    progress = tqdm(total=config.epochs * steps_per_epoch, desc="judge", unit="step", disable=not config.progress_bar)
     for _ in range(config.epochs):
         order = torch.randperm(len(images), generator=rng).to(images.device)
         for index in range(steps_per_epoch):
             batch = order[index * config.batch_size : (index + 1) * config.batch_size]
-            loss = F.cross_entropy(judge(_random_shift(images[batch], rng)), labels[batch])
+            inputs, targets = rotated(images[batch]) if config.task == "rotation" else (images[batch], labels[batch])
+            loss = F.cross_entropy(judge(_random_shift(inputs, rng)), targets)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
+            progress.update()
+    progress.close()
     return judge.eval()
 
 
@@ -88,10 +122,12 @@ def judge_to_tensors(judge: Judge, **metadata: Any) -> TensorFile:
         image_shape=json.dumps(list(judge.image_shape)),
         num_classes=judge.num_classes,
         feature_dim=judge.feature_dim,
+        task=judge.task,
     )
 
 
 def judge_from_tensors(tensors: TensorFile) -> Judge:
     meta = tensors.metadata
-    judge = Judge(tuple(json.loads(meta["image_shape"])), int(meta["num_classes"]), int(meta["feature_dim"]))
+    shape, num_classes = tuple(json.loads(meta["image_shape"])), int(meta["num_classes"])
+    judge = Judge(shape, num_classes, int(meta["feature_dim"]), meta["task"])
     return load_state(judge, tensors).eval()

@@ -21,8 +21,9 @@ from prdc import compute_prdc
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
+from tqdm.auto import tqdm
 
-from gan_pipeline.gan.judge import Judge
+from gan_pipeline.gan.judge import Judge, rotated
 from gan_pipeline.gan.settings import ScoringSettings, SettingError
 
 BATCH_SIZE = 1024
@@ -164,6 +165,11 @@ def inception_score_of_logits(logits: torch.Tensor, splits: int, seed: int) -> t
 
 
 def judge_accuracy(inputs: MetricInputs) -> dict[str, float]:
+    """How well the judge does its own task on the real validation split: its classes, or their rotations."""
+    if inputs.judged_by.task == "rotation":
+        images, turns = rotated(inputs.real_validation)
+        predictions = judge_outputs(inputs.judged_by, images).predicted_classes
+        return {"judge_val_accuracy": (predictions == turns).float().mean().item()}
     predictions = inputs.validation_outputs.predicted_classes
     return {"judge_val_accuracy": (predictions == inputs.validation_labels).float().mean().item()}
 
@@ -175,7 +181,8 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     over draws of the same size is steadier and keeps the floor's sample count, hence its bias.
     """
     draws = [inputs.generated_outputs.features]
-    draws += [judge_outputs(inputs.judged_by, images).features for images in inputs.more_generated]
+    more = tqdm(inputs.more_generated, desc="judging draws", unit="draw", disable=not inputs.scoring.progress_bar)
+    draws += [judge_outputs(inputs.judged_by, images).features for images in more]
     *distances, floor = frechet_distance_of_features(
         inputs.validation_outputs.features, [*draws, inputs.train_outputs.features]
     )
@@ -304,7 +311,13 @@ IMAGE_METRICS = (
     "judge_inception_score",
     "memorisation",
 )
+CLASS_METRICS = ("mode_coverage", "judge_inception_score")  # need a judge of the data's own classes
 VECTOR_METRICS = ("mode_collapse",)
+
+
+def image_metrics(judge: Judge, names: tuple[str, ...] = IMAGE_METRICS) -> list[str]:
+    """Those of ``names`` this judge can compute: without the class metrics when it learned rotations."""
+    return [name for name in names if judge.task == "classes" or name not in CLASS_METRICS]
 
 
 def compute_metrics(names: list[str], inputs: MetricInputs) -> dict[str, float]:

@@ -67,13 +67,15 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    """How the judge classifier is fitted on real data."""
+    """How the judge is fitted on real data, and on which task: their classes, or their rotations."""
 
+    task: Literal["classes", "rotation"]
     epochs: int
     batch_size: int
     learning_rate: float
     feature_dim: int
     seed: int
+    progress_bar: bool
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,4 @@ class ScoringSettings:
     inception_score_splits: int
     memorisation_samples: int  # generated and held-out samples whose nearest training sample is searched
     seed: int  # of the inception score's random split
+    progress_bar: bool  # over the judge's passes of the generated draws

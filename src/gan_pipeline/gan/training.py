@@ -104,7 +104,9 @@ def sample_images(generator: nn.Module, latent: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def standing_statistics(generator: nn.Module, batch_size: int, batches: int, seed: int) -> nn.Module:
+def standing_statistics(
+    generator: nn.Module, batch_size: int, batches: int, seed: int, progress_bar: bool = False
+) -> nn.Module:
     """A copy of ``generator`` whose BatchNorm layers normalise in eval mode as they did, on average, in training.
 
     Training divides each activation by the standard deviation of its batch; eval mode by the
@@ -128,7 +130,7 @@ def standing_statistics(generator: nn.Module, batch_size: int, batches: int, see
     device = next(calibrated.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
     calibrated.train()
-    for _ in range(batches):
+    for _ in tqdm(range(batches), desc="BatchNorm statistics", unit="batch", disable=not progress_bar):
         calibrated(torch.randn(batch_size, calibrated.arch.latent_dim, generator=rng, device=device))
     for hook in hooks:
         hook.remove()
@@ -488,7 +490,11 @@ class GANTrainer:
                 _save_checkpoint(state, checkpointing, self.distributed, epoch == config.epochs)
         self.progress.close()
         shipped = standing_statistics(
-            self.shipped, config.fakes_per_step, config.standing_statistics_batches, config.seed
+            self.shipped,
+            config.fakes_per_step,
+            config.standing_statistics_batches,
+            config.seed,
+            config.progress_bar and self.distributed.is_main,
         )
         return TrainingResult(shipped, state.history, state.snapshots, self.resumed_from)
 

@@ -2,11 +2,13 @@
 
 import hashlib
 import logging
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from gan_pipeline.config.base import parameter_errors
 from gan_pipeline.config.evaluation import EvaluationParams
@@ -15,12 +17,12 @@ from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.judge import judge_from_tensors, judge_to_tensors, train_judge
 from gan_pipeline.gan.latent import interpolation_latents
 from gan_pipeline.gan.metrics import (
-    IMAGE_METRICS,
     VECTOR_METRICS,
     KnownModes,
     MetricInputs,
     class_histograms,
     compute_metrics,
+    image_metrics,
     nearest_modes,
     nearest_neighbours,
 )
@@ -41,7 +43,7 @@ from gan_pipeline.tracking import log_metrics
 logger = logging.getLogger(__name__)
 
 # What the gate and the retraining report need of a champion scored again with a new judge.
-RESCORED_METRICS = ["frechet_distance", "mode_coverage", "precision_recall_density_coverage"]
+RESCORED_METRICS = ("frechet_distance", "mode_coverage", "precision_recall_density_coverage")
 
 
 class NoKnownModesError(UserError, ValueError):
@@ -76,7 +78,8 @@ def fit_judge(train_set: Split, previous_judge: TensorFile | None, params: Evalu
         logger.info("Reusing the judge: its training data and parameters are unchanged")
         return previous_judge
     images, labels = _tensors(train_set)
-    judge = train_judge(images, labels, int(labels.max()) + 1, params.judge.settings())
+    num_classes = len(train_set.record.class_names)
+    judge = train_judge(images, labels, num_classes, params.judge.settings(num_classes, params.progress_bar))
     return judge_to_tensors(judge, fingerprint=fingerprint)
 
 
@@ -91,7 +94,7 @@ def evaluate_generator(
         if is_vector_data(train_set):
             return evaluate_mode_coverage(net, train_set, validation_set, params, rng)
         inputs = _metric_inputs(net, judge, train_set, validation_set, params, rng)
-        metrics = compute_metrics(list(IMAGE_METRICS), inputs)
+        metrics = compute_metrics(image_metrics(inputs.judged_by), inputs)
     metrics["num_generated"] = float(len(inputs.generated))
     log_metrics(metrics)
     path_latents = interpolation_latents(
@@ -100,7 +103,7 @@ def evaluate_generator(
     return {
         "metrics": metrics,
         "evaluation_samples": sample_grid_figure(inputs.generated[:64], "Generated samples (evaluation seed)"),
-        "class_histogram": class_histogram_figure(*class_histograms(inputs)),
+        "class_histogram": _class_histogram(inputs),
         "latent_interpolation": interpolation_strip_figure(
             sample_images(net, path_latents), params.interpolation_steps
         ),
@@ -124,7 +127,8 @@ def _metric_inputs(
     train_images, _ = _tensors(train_set)
     val_images, val_labels = _tensors(validation_set)
     count = _generated_count(train_set, params)
-    generated, *more_generated = _generate(net, count * params.frechet_draws, rng).split(count)
+    draws = params.draws(count, math.prod(train_set.record.sample_shape))
+    generated, *more_generated = _generate(net, count * draws, rng, params.progress_bar).split(count)
     return MetricInputs(
         judge=judge_from_tensors(judge).to(rng.device),
         real_train=train_images,
@@ -136,9 +140,16 @@ def _metric_inputs(
     )
 
 
-def _generate(net: torch.nn.Module, count: int, rng: torch.Generator) -> torch.Tensor:
+def _generate(net: torch.nn.Module, count: int, rng: torch.Generator, progress_bar: bool = False) -> torch.Tensor:
     latent = torch.randn(count, net.arch.latent_dim, generator=rng, device=rng.device)
-    return torch.cat([sample_images(net, chunk) for chunk in latent.split(1024)])
+    chunks = tqdm(latent.split(1024), desc="generating", unit="batch", disable=not progress_bar or count <= 1024)
+    return torch.cat([sample_images(net, chunk) for chunk in chunks])
+
+
+def _class_histogram(inputs: MetricInputs) -> Figure:
+    if inputs.judged_by.task != "classes":
+        return note_figure("No class histogram: the data has no classes (its judge learned rotations).")
+    return class_histogram_figure(*class_histograms(inputs))
 
 
 def known_modes(split: Split) -> KnownModes:
@@ -242,7 +253,8 @@ def rescore_champion(
         logger.warning("Champion version %s makes samples of shape %s, not this data's", version, net.arch.sample_shape)
         return {}
     rng = torch.Generator(device=next(net.parameters()).device).manual_seed(params.seed)
-    rescored = compute_metrics(RESCORED_METRICS, _metric_inputs(net, judge, train_set, validation_set, params, rng))
+    inputs = _metric_inputs(net, judge, train_set, validation_set, params, rng)
+    rescored = compute_metrics(image_metrics(inputs.judged_by, RESCORED_METRICS), inputs)
     log_metrics({f"{RESCORED_PREFIX}{key}": value for key, value in rescored.items()})
     logger.info(
         "Rescored champion version %s with this run's judge and data: frechet_distance %.4g",

@@ -38,3 +38,14 @@ def promote_generator(registered_model: dict[str, Any], params: PromotionParams)
         "challenger_version": decision.challenger.version,
         "champion_version": decision.challenger.version if decision.moves_champion else decision.champion.version,
     }
+
+
+def refused_decision(registered_model: dict[str, Any], refusal: Exception) -> dict[str, Any]:
+    """What the decision file says when the gate refused: no earlier decision may look current."""
+    return {
+        "outcome": "refused",
+        "reason": str(refusal),
+        "registered_model_name": registered_model.get("registered_model_name"),
+        "challenger_version": str(registered_model.get("registered_model_version")),
+        "champion_version": None,
+    }
