@@ -1,5 +1,6 @@
 """Start and stop a real `mlflow server` bound to 127.0.0.1, for tests that need the REST API."""
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 STARTUP_TIMEOUT_S = 180  # two busy CPU cores can take most of a minute to start the server
@@ -65,4 +68,40 @@ def running_mlflow_server(root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+        log.close()
+
+
+def served_predictions(model_uri: str, tracking_uri: str, body: dict, workdir: Path) -> np.ndarray:
+    """POST ``body`` (JSON) to ``mlflow models serve -m model_uri`` on 127.0.0.1; the server is stopped after."""
+    port = free_port()
+    # `mlflow models serve` execs `uvicorn` by name: the virtual environment's bin/ must be on PATH.
+    path = os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    log = (workdir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [MLFLOW, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return np.asarray(json.load(response)["predictions"], dtype=np.float32)
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, (workdir / "serve.log").read_text()
+                time.sleep(1)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
         log.close()

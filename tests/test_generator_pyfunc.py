@@ -1,16 +1,10 @@
 """The registered generator as users load it: mlflow.pyfunc, a clean process, and `mlflow models serve`."""
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -18,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tests.mlflow_server import MLFLOW, free_port
+from tests.mlflow_server import served_predictions
 
 LATENT_DIM = 64  # the digits_dcgan preset the registered_generator fixture uses
 
@@ -116,37 +110,7 @@ def test_the_model_loads_and_predicts_in_a_process_that_cannot_import_the_projec
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_images(registered_generator, champion_uri, model, tmp_path):
     tracking_uri, _, _ = registered_generator
-    port = free_port()
-    # `mlflow models serve` execs `uvicorn` by name: the virtual environment's bin/ must be on PATH.
-    path = os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [MLFLOW, "models", "serve", "-m", champion_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        body = json.dumps({"dataframe_records": [{"num_samples": 2, "seed": 5}]}).encode()
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    predictions = np.asarray(json.load(response)["predictions"], dtype=np.float32)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(1)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        log.close()
+    body = {"dataframe_records": [{"num_samples": 2, "seed": 5}]}
+    predictions = served_predictions(champion_uri, tracking_uri, body, tmp_path)
     assert predictions.shape == (2, 1, 8, 8)
     assert np.allclose(predictions, model.predict({"num_samples": 2, "seed": 5}), atol=1e-6)
