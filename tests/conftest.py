@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from kedro.framework.project import configure_project
 
 from gan_pipeline.datasets import load_dataset
+from gan_pipeline.gan.inception import InceptionFeatures
 from gan_pipeline.splits import Split
 from tests.mlflow_server import running_mlflow_server
 from tests.settings import split_of
@@ -83,3 +85,20 @@ def mlflow_store(tmp_path) -> Iterator[str]:
         mlflow.end_run()
     mlflow.set_tracking_uri(previous)
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it: later stores lack that experiment
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory) -> Path:
+    """Inception-v3's state dict with random values (the reference file is never downloaded in tests), BatchNorm
+    statistics measured on random images so that every layer's output stays varied: with default statistics the
+    features of any two images agree."""
+    torch.manual_seed(0)
+    network = InceptionFeatures().train()
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a plain average over the calibration pass
+    with torch.no_grad():
+        network(torch.rand(8, 3, 16, 16) * 2 - 1)
+    path = tmp_path_factory.mktemp("inception") / "inception.pth"
+    torch.save(network.state_dict(), path)
+    return path

@@ -82,6 +82,15 @@ from tests.settings import base_parameters, evaluation_params, merged
             {"evaluation": {"registered_model_name": "gan-{model}"}},
             r"evaluation\.registered_model_name: the only placeholder allowed is \{dataset\}",
         ),
+        (
+            {
+                "data_ingestion": {"dataset": "grid25"},
+                "training": {"preset": "mlp_2d"},
+                "evaluation": {"inception": True},
+            },
+            r"evaluation\.inception: Inception-v3 scores images; 'grid25' holds vectors. Set it to false",
+        ),
+        ({"evaluation": {"inception_weights": 3}}, r"evaluation\.inception_weights: Input should be a valid string"),
     ],
 )
 def test_invalid_parameters_name_the_key_and_the_allowed_values(params, message):

@@ -173,7 +173,15 @@ def second_repro(first_repro, workspace) -> tuple[subprocess.CompletedProcess, d
 def code_edits(second_repro, workspace) -> dict[str, set[str]]:
     """The stages `dvc status` reports after a comment is appended to one module, each edit undone after."""
     changed = {}
-    for module in ("promotion.py", "registry.py", "tracking.py", "gan/metrics.py", "datasets/image_folder.py"):
+    modules = (
+        "promotion.py",
+        "registry.py",
+        "tracking.py",
+        "gan/metrics.py",
+        "datasets/image_folder.py",
+        "pretrained.py",
+    )
+    for module in modules:
         path = workspace.cwd / "src" / "gan_pipeline" / module
         original = path.read_text()
         path.write_text(original + "# an edit that changes no behaviour\n")
@@ -291,6 +299,7 @@ def test_editing_a_module_leaves_dvc_status_reporting_only_the_stages_that_use_i
     assert code_edits["tracking.py"] == {"training", "evaluation", "promotion"}  # the active run, in every stage
     assert code_edits["gan/metrics.py"] == {"evaluation"}
     assert code_edits["datasets/image_folder.py"] == {"data_ingestion"}
+    assert code_edits["pretrained.py"] == {"evaluation"}  # Inception's weights
 
 
 def test_a_parameter_override_dvc_cannot_see_stops_the_stage_before_any_work(hidden_override):

@@ -2,6 +2,7 @@
 path, side and channels alone (no preset, no architecture), then the registered model loaded and served."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -12,7 +13,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from gan_pipeline.io import read_metadata
-from tests.kedro_project import copy_project, kedro
+from tests.kedro_project import VENV_BIN, copy_project, kedro, project_env
 from tests.mlflow_server import served_predictions
 
 pytestmark = pytest.mark.slow
@@ -41,13 +42,14 @@ def save_crops(folder: Path, side: int, count: int, seed: int = 0, photos: tuple
     return folder
 
 
-def run_on(project: Path, folder: Path, side: int) -> dict:
+def run_on(project: Path, folder: Path, side: int, **more: object) -> dict:
     params = {
         "data_ingestion.dataset": "image_folder",
         "data_ingestion.sources.image_folder.path": str(folder),
         "data_ingestion.sources.image_folder.image_size": side,
         "data_ingestion.sources.image_folder.channels": 3,
         **TINY,
+        **more,
     }
     result = kedro(project, "run", "--params", ",".join(f"{key}={value}" for key, value in params.items()))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -81,6 +83,14 @@ def test_a_flat_folder_of_colour_photos_trains_evaluates_without_labels_register
     finally:
         mlflow.set_tracking_uri(previous)
     assert images.shape == (3, 3, side, side) and images.min() >= -1 and images.max() <= 1
+    if side == 32:  # and as a colour PNG grid by the console
+        grid = tmp_path / "samples.png"
+        model = f"models:/gan-generator-photos{side}@champion"
+        command = [str(VENV_BIN / "gan-pipeline"), "generate", "--model", model, "--num", "4", "--out", str(grid)]
+        command += ["--tracking-uri", tracking_uri]
+        subprocess.run(command, cwd=project, env=project_env(), check=True, capture_output=True)
+        with Image.open(grid) as picture:
+            assert picture.mode == "RGB" and picture.size[0] > 2 * side
     if side == 64:  # served over HTTP as well, from the same registry
         body = {"dataframe_records": [{"num_samples": 3, "seed": 1}]}
         served = served_predictions(f"models:/gan-generator-photos{side}@champion", tracking_uri, body, tmp_path)
@@ -97,3 +107,16 @@ def test_a_folder_with_class_sub_folders_keeps_the_class_judge_and_its_metrics(t
     assert {"classes_covered", "class_kl_divergence", "judge_inception_score", "confident_share"} <= set(metrics)
     assert metrics["num_classes"] == 2
     assert read_metadata(project / "data" / "06_models" / "judge.safetensors")["task"] == "classes"
+
+
+def test_inception_fid_and_kid_join_the_metrics_with_the_weights_file_named(tmp_path, inception_weights_file):
+    folder = save_crops(tmp_path / "photos", 16, count=40)
+    project = copy_project(tmp_path / "project")
+    weights = {"evaluation.inception": "true", "evaluation.inception_weights": str(inception_weights_file)}
+    metrics = run_on(project, folder, 16, **weights)
+
+    assert metrics["inception_fid"] > 0 and metrics["inception_kid_std"] >= 0 and "frechet_distance" in metrics
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("gan-pipeline").experiment_id])
+    assert run.data.tags["inception_weights"] == f"not the reference: {inception_weights_file}"
+    assert {"inception_fid", "inception_kid", "inception_kid_std"} <= set(run.data.metrics)

@@ -142,6 +142,18 @@ def test_invalid_parameters_stop_the_run_before_any_work(finished_run, project):
     assert after == before
 
 
+def test_inception_weights_that_cannot_be_had_stop_the_run_before_any_work(finished_run, project, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
+    missing = tmp_path / "nowhere" / "inception.pth"
+    result = kedro(project, "run", "--params", f"evaluation.inception=true,evaluation.inception_weights={missing}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert f"evaluation.inception_weights is {missing}, which does not exist" in output
+    assert "Fix: download https://github.com/toshas/torch-fidelity/releases/download/" in output
+    after = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_the_run_names_its_data_version_and_is_recorded_beside_the_model(finished_run, project):
     _, _, run = finished_run
     raw = project / "data" / "01_raw" / "raw_dataset.safetensors"

@@ -26,6 +26,7 @@ from gan_pipeline.gan.distributed import is_main_process, launched_world_size, p
 from gan_pipeline.io import keep_outputs_in_memory, read_metadata
 from gan_pipeline.pipeline_registry import DEFAULT, stage_pipelines, upstream_pipelines
 from gan_pipeline.pipelines.promotion.nodes import refused_decision
+from gan_pipeline.pretrained import inception_network, inception_weights
 from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
@@ -47,6 +48,7 @@ REGISTERED_DATASET = "registered_model"  # the version the evaluation registered
 MODEL_DATASET = "generator"  # a pipeline that reads it without producing it evaluates an earlier model
 RUN_RECORD_DATASET = "training_run"  # written by training: the MLflow run that trained the model
 TRAINING_NODE = "train_model"
+EVALUATION_NODE = "evaluate_generator"
 PARAMS_PREFIX = "params:"
 
 
@@ -119,6 +121,9 @@ class ProjectHooks:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow starts a run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        if self._parameters.evaluation.inception and EVALUATION_NODE in {node.name for node in pipeline.nodes}:
+            # Before any work: download the weights, or stop; and refuse a file that is not Inception-v3's.
+            inception_network(inception_weights(self._parameters.evaluation.inception_weights))
         config = getattr(self._context, "mlflow", None)
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or DEFAULT]
         if config is None or mlflow.active_run() is not None:

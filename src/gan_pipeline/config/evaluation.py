@@ -44,6 +44,8 @@ class EvaluationParams(Params):
     registered_model_name: str
     register_model: bool
     progress_bar: bool
+    inception: bool
+    inception_weights: str | None
 
     _device_name = field_validator("device")(known_device)
 

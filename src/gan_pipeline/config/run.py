@@ -57,6 +57,10 @@ def check_fits_the_data(run: RunParameters) -> None:
         shape, total = source.sample_shape(options, raw_dir), source.num_samples(options, raw_dir)
     except SourceError as err:
         raise ParameterError([f"data_ingestion.sources.{ingestion.dataset}: {err}"]) from err
+    if shape is not None and len(shape) == 1 and run.evaluation.inception:
+        raise ParameterError(
+            [f"evaluation.inception: Inception-v3 scores images; {ingestion.dataset!r} holds vectors. Set it to false"]
+        )
     settings = training.settings()
     try:
         if shape is not None:

@@ -21,6 +21,7 @@ from prdc import compute_prdc
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
 
 from gan_pipeline.gan.judge import Judge, rotated
@@ -93,6 +94,7 @@ class MetricInputs:
     scoring: ScoringSettings
     more_generated: tuple[torch.Tensor, ...] = ()  # further draws as large as ``generated``, for the Frechet distance
     known_modes: KnownModes | None = None
+    inception: nn.Module | None = None  # Inception-v3 features (``inception.InceptionFeatures``), for FID and KID
 
     @property
     def judged_by(self) -> Judge:
@@ -187,10 +189,11 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
         inputs.validation_outputs.features, [*draws, inputs.train_outputs.features]
     )
     values = torch.tensor(distances, dtype=torch.float64)
-    generated, spread = values.mean().item(), values.std().item() if len(values) > 1 else 0.0
+    generated = values.mean().item()
+    spread = {"frechet_distance_std": values.std().item()} if len(values) > 1 else {}  # one draw: unknown, not 0
     return {
         "frechet_distance": generated,
-        "frechet_distance_std": spread,
+        **spread,
         "frechet_distance_real_floor": floor,
         "frechet_distance_ratio": generated / floor if floor > 0 else float("inf"),
     }
@@ -262,6 +265,41 @@ def memorisation(inputs: MetricInputs) -> dict[str, float]:
     return {"nearest_train_distance": generated.median().item(), "nearest_train_distance_ratio": ratio.item()}
 
 
+@torch.no_grad()
+def network_features(network: nn.Module, images: torch.Tensor, label: str, progress_bar: bool) -> torch.Tensor:
+    """``network(images)`` in batches of 32 on the network's device, back on the CPU."""
+    device = next(network.parameters()).device
+    batches = tqdm(images.split(32), desc=label, unit="batch", disable=not progress_bar)
+    return torch.cat([network(batch.to(device)).float().cpu() for batch in batches])
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, seed: int) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018, torchmetrics): mean and std of the unbiased MMD over 100 random subsets."""
+    size = min(1000, len(real), len(fake))
+    with warnings.catch_warnings():  # that it keeps every feature: these are already in memory
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=size)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # torchmetrics draws the subsets with the global generator
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_distances(inputs: MetricInputs) -> dict[str, float]:
+    """The standard metrics, with Inception-v3 features: FID (Heusel et al. 2017) and KID of the generated
+    samples (the first draw) against the real training split, as papers compute them (with their sample counts)."""
+    if inputs.inception is None:
+        raise ValueError("inception scores images with Inception-v3, but no network was given")
+    progress = inputs.scoring.progress_bar
+    real = network_features(inputs.inception, inputs.real_train, "Inception: real images", progress)
+    fake = network_features(inputs.inception, inputs.generated, "Inception: generated images", progress)
+    (fid,) = frechet_distance_of_features(real, [fake])
+    kid, kid_std = kernel_inception_distance(real, fake, inputs.scoring.seed)
+    return {"inception_fid": fid, "inception_kid": kid, "inception_kid_std": kid_std}
+
+
 def nearest_modes(samples: np.ndarray, modes: KnownModes) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's nearest mode ``(N,)`` and its distance to it."""
     distances = np.linalg.norm(samples[:, None, :] - modes.centres[None, :, :], axis=2)  # (N, K)
@@ -302,6 +340,7 @@ METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "judge_inception_score": judge_inception_score,
     "memorisation": memorisation,
     "mode_collapse": mode_collapse,
+    "inception": inception_distances,  # on request (evaluation.inception): it needs Inception-v3 and its weights
 }
 IMAGE_METRICS = (
     "judge_accuracy",
@@ -313,6 +352,7 @@ IMAGE_METRICS = (
 )
 CLASS_METRICS = ("mode_coverage", "judge_inception_score")  # need a judge of the data's own classes
 VECTOR_METRICS = ("mode_collapse",)
+REQUESTED_METRICS = ("inception",)  # images, only when asked for (evaluation.inception): slow, and needs weights
 
 
 def image_metrics(judge: Judge, names: tuple[str, ...] = IMAGE_METRICS) -> list[str]:

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.judge import judge_from_tensors, judge_to_tensors, train_judge
 from gan_pipeline.gan.latent import interpolation_latents
 from gan_pipeline.gan.metrics import (
+    REQUESTED_METRICS,
     VECTOR_METRICS,
     KnownModes,
     MetricInputs,
@@ -36,9 +38,10 @@ from gan_pipeline.plots import (
     note_figure,
     sample_grid_figure,
 )
+from gan_pipeline.pretrained import inception_network, inception_weights
 from gan_pipeline.registry import CHAMPION, RESCORED_PREFIX, RESCORED_VERSION_TAG, log_generator, registered_generator
 from gan_pipeline.splits import Split
-from gan_pipeline.tracking import log_metrics
+from gan_pipeline.tracking import log_metrics, set_tags
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,11 @@ def evaluate_generator(
         if is_vector_data(train_set):
             return evaluate_mode_coverage(net, train_set, validation_set, params, rng)
         inputs = _metric_inputs(net, judge, train_set, validation_set, params, rng)
-        metrics = compute_metrics(image_metrics(inputs.judged_by), inputs)
+        names = image_metrics(inputs.judged_by)
+        if params.inception:
+            inputs = replace(inputs, inception=_inception(params, device))
+            names += REQUESTED_METRICS
+        metrics = compute_metrics(names, inputs)
     metrics["num_generated"] = float(len(inputs.generated))
     log_metrics(metrics)
     path_latents = interpolation_latents(
@@ -109,6 +116,17 @@ def evaluate_generator(
         ),
         "nearest_neighbours": _nearest_neighbours_panel(inputs, params.nearest_neighbour_rows),
     }
+
+
+def _inception(params: EvaluationParams, device: torch.device) -> torch.nn.Module:
+    """Inception-v3 for FID and KID; the run's tag ``inception_weights`` says whether it is the reference."""
+    weights = inception_weights(params.inception_weights)
+    if not weights.reference:
+        logger.warning(
+            "%s is not the reference Inception-v3: its FID and KID compare with no published figure", weights.path
+        )
+    set_tags({"inception_weights": "reference" if weights.reference else f"not the reference: {weights.path}"})
+    return inception_network(weights).to(device)
 
 
 def _generated_count(train_set: Split, params: EvaluationParams) -> int:
