@@ -26,16 +26,17 @@ from gan_pipeline.pipelines.data_ingestion.nodes import ingest_dataset
 from gan_pipeline.pipelines.data_processing.nodes import split_dataset
 from gan_pipeline.pipelines.evaluation.nodes import evaluate_generator, fit_judge
 from gan_pipeline.pipelines.training.nodes import train_model
+from gan_pipeline.settings import CONFIG_LOADER_ARGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["judge_val_accuracy", "classes_covered", "class_kl_divergence", "frechet_distance"]
 COLUMNS += ["frechet_distance_std", "frechet_distance_real_floor", "frechet_distance_ratio"]
 
 
-def base_parameters() -> dict[str, Any]:
-    return OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")[
-        "parameters"
-    ]
+def base_parameters(env: str = "base") -> dict[str, Any]:
+    """The project's parameters as ``kedro run --env <env>`` sees them."""
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env})
+    return loader["parameters"]
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:

@@ -97,6 +97,7 @@ def main() -> int:
     scoring = ScoringSettings(
         confidence_threshold=0.9,
         nearest_k=5,
+        precision_recall_samples=10_000,
         inception_score_splits=10,
         memorisation_samples=2000,
         seed=1234,

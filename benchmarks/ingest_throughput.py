@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gan_pipeline.datasets import RawDataset, load_dataset
-from gan_pipeline.datasets.download import file_digests
 from gan_pipeline.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from gan_pipeline.datasets.mnist_family import TRAIN_IMAGES, TRAIN_LABELS
+from gan_pipeline.download import file_digests
 
 COPIES = 7
 TARGET_SECONDS = 10.0

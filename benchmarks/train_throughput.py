@@ -52,6 +52,7 @@ PROJECT_SETTINGS = TrainingSettings(
     gradient_penalty_weight=10.0,
     r1_gamma=0.0,
     discriminator_steps=1,
+    packing=1,
     diff_augment=(),
     epochs=1_000_000,
     batch_size=256,

@@ -75,6 +75,21 @@ def class_histogram_figure(generated_shares: torch.Tensor, real_shares: torch.Te
     return figure
 
 
+def mode_counts_figure(generated_modes: np.ndarray, real_modes: np.ndarray, num_modes: int) -> Figure:
+    """Samples per mode, modes sorted from most to least hit: a flat line at the uniform count is no collapse;
+    a steep fall to zero shows how many modes are over-produced and how many are missed."""
+    figure = Figure(figsize=(7, 3.5))
+    axes = figure.add_subplot()
+    for modes, label in ((real_modes, "real (training samples)"), (generated_modes, "generated")):
+        counts = np.sort(np.bincount(modes, minlength=num_modes))[::-1]
+        axes.plot(np.arange(1, num_modes + 1), counts, label=f"{label}: {int((counts > 0).sum())} modes hit")
+    axes.axhline(len(generated_modes) / num_modes, color="grey", linestyle=":", label="uniform")
+    axes.set(xlabel="mode, by rank", ylabel="samples", title=f"Samples per mode (of {num_modes})")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
 def interpolation_strip_figure(images: torch.Tensor, steps: int) -> Figure:
     """One row per latent path, left to right from one endpoint to the other."""
     rows = len(images) // steps

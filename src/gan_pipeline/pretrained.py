@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_pipeline.datasets.download import Checksum, DownloadError, fetch_file, file_digests
+from gan_pipeline.download import Checksum, DownloadError, fetch_file, file_digests
 from gan_pipeline.errors import UserError
 from gan_pipeline.gan.inception import REFERENCE_SHA256, REFERENCE_URL, InceptionFeatures, load_inception
 

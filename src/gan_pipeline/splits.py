@@ -39,6 +39,7 @@ class DatasetRecord:
     source_fingerprint: str  # sha256 of the samples and labels as ingested
     card: dict[str, CardValue]  # provenance from the source: what the dataset card lists
     modes: MixtureModes | None  # synthetic mixtures only
+    channel_classes: tuple[str, ...] | None = None  # stacked data only: what each channel shows (``RawDataset``)
 
     def to_metadata(self) -> dict[str, str]:
         metadata = {
@@ -50,6 +51,8 @@ class DatasetRecord:
         }
         if self.modes is not None:
             metadata["modes"] = json.dumps({"centres": self.modes.centres, "std": self.modes.std})
+        if self.channel_classes is not None:
+            metadata["channel_classes"] = json.dumps(list(self.channel_classes))
         return metadata
 
     @classmethod
@@ -57,6 +60,7 @@ class DatasetRecord:
         """The record in a file's header; ``source`` names the file in the error when it has none."""
         try:
             modes = json.loads(metadata["modes"]) if "modes" in metadata else None
+            channel_classes = json.loads(metadata["channel_classes"]) if "channel_classes" in metadata else None
             return cls(
                 dataset=metadata["dataset"],
                 sample_shape=tuple(json.loads(metadata["sample_shape"])),
@@ -64,6 +68,7 @@ class DatasetRecord:
                 source_fingerprint=metadata["source_fingerprint"],
                 card=json.loads(metadata["card"]),
                 modes=None if modes is None else MixtureModes(tuple(map(tuple, modes["centres"])), modes["std"]),
+                channel_classes=None if channel_classes is None else tuple(channel_classes),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise DatasetRecordError(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_pipeline.datasets.download import (
+from gan_pipeline.download import (
     Checksum,
     ChecksumError,
     DownloadError,
@@ -71,7 +71,7 @@ def test_a_mirror_answering_404_is_asked_once_and_the_next_mirror_is_used(mirror
 
 def test_a_mirror_answering_500_is_retried_with_exponential_backoff(mirror, tmp_path, expected, monkeypatch) -> None:
     delays: list[float] = []
-    monkeypatch.setattr("gan_pipeline.datasets.download.time.sleep", delays.append)
+    monkeypatch.setattr("gan_pipeline.download.time.sleep", delays.append)
 
     fetch(LABELS, [mirror.url("500"), mirror.url("ok")], tmp_path, expected, RetryPolicy(4, backoff_s=0.5))
 
@@ -129,7 +129,7 @@ def test_a_download_killed_mid_way_is_not_trusted_and_the_next_run_recovers(
     expected = Checksum("sha256", published_sha256[IMAGES])
     script = (
         "import sys; from pathlib import Path\n"
-        "from gan_pipeline.datasets.download import Checksum, RetryPolicy, fetch_file\n"
+        "from gan_pipeline.download import Checksum, RetryPolicy, fetch_file\n"
         "fetch_file(sys.argv[1], [sys.argv[2]], Path(sys.argv[3]), Checksum.parse(sys.argv[4]),\n"
         "           retry=RetryPolicy(attempts=1, timeout_s=30), progress_bar=False)\n"
     )

@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from gan_pipeline.datasets import dataset_source, load_dataset
-from gan_pipeline.datasets.download import ChecksumError, DownloadError, file_digests
 from gan_pipeline.datasets.idx import IdxFormatError
 from gan_pipeline.datasets.mnist_family import RELEASES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from gan_pipeline.download import ChecksumError, DownloadError, file_digests
 
 TEST_FILES = [TEST_IMAGES, TEST_LABELS]
 

@@ -1,10 +1,12 @@
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from gan_pipeline.datasets.stacked_mnist import draw_triplets
 from gan_pipeline.gan.judge import train_judge
 from gan_pipeline.gan.metrics import (
     IMAGE_METRICS,
@@ -15,6 +17,9 @@ from gan_pipeline.gan.metrics import (
     MetricInputs,
     compute_metrics,
     frechet_distance,
+    image_metrics,
+    mode_collapse_metrics,
+    mode_kl,
     nearest_neighbours,
 )
 from tests.conftest import scaled
@@ -74,7 +79,7 @@ def test_real_data_covers_every_class_and_a_single_class_collapses(judged):
 
 def test_every_metric_returns_flat_floats(judged):
     judge, train, _, val, val_labels = judged
-    results = compute_metrics(list(IMAGE_METRICS), _inputs(judge, train, val, val_labels, train[:300]))
+    results = compute_metrics(image_metrics(judge), _inputs(judge, train, val, val_labels, train[:300]))
     assert results and all(isinstance(value, float) for value in results.values())
     assert results["frechet_distance_ratio"] == pytest.approx(
         results["frechet_distance"] / results["frechet_distance_real_floor"]
@@ -142,9 +147,16 @@ def test_nearest_neighbours_finds_each_image_itself_first(judged):
     assert torch.all(distances[:, 0] < 1e-2) and torch.all(distances[:, 1:] > 0.1)  # matmul rounding near 0
 
 
-def test_every_metric_key_is_documented_in_the_readme_metrics_table(judged):
+def test_every_metric_key_is_documented_in_the_readme_metrics_table(judged, stacked):
     judge, train, _, val, val_labels = judged
-    keys = set(compute_metrics(list(IMAGE_METRICS), _inputs(judge, train, val, val_labels, train[:300])))
+    keys = set(compute_metrics(image_metrics(judge), _inputs(judge, train, val, val_labels, train[:300])))
+    channel_judge, stacked_train, _, stacked_val, stacked_labels = stacked
+    keys |= set(
+        compute_metrics(
+            image_metrics(channel_judge),
+            _inputs(channel_judge, stacked_train, stacked_val, stacked_labels, stacked_val),
+        )
+    )
     modes = KnownModes(np.array([[0.0, 0.0], [1.0, 1.0]]), std=0.1)
     points = torch.zeros(4, 2)
     keys |= set(
@@ -160,3 +172,57 @@ def test_every_metric_key_is_documented_in_the_readme_metrics_table(judged):
     first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
     documented = {key for cell in first_cells for key in re.findall(r"`(\w+)`", cell)}
     assert keys | {"num_generated"} <= documented
+
+
+@pytest.fixture(scope="module")
+def stacked(digits_raw):
+    """Stacked digits: three 8x8 digits as the channels of one image (Stacked MNIST in small), and a channel judge."""
+    images, labels = scaled(digits_raw.samples)[:, 0], torch.from_numpy(digits_raw.labels)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    train_digits, val_digits = order[:1400], order[1400:]
+
+    def stack(pool: torch.Tensor, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        indices, modes = draw_triplets(labels[pool].numpy(), count, seed)
+        return images[pool][torch.from_numpy(indices)], torch.from_numpy(modes)  # (N, 3, 8, 8), (N,)
+
+    train, train_modes = stack(train_digits, 3000, seed=0)
+    val, val_modes = stack(val_digits, 2000, seed=1)
+    judge = train_judge(train, train_modes, 10, replace(JUDGE_SETTINGS, task="channels", epochs=4))
+    return judge, train, train_modes, val, val_modes
+
+
+def test_a_channel_judge_reads_each_digit_of_a_stacked_image(stacked):
+    judge, train, _, val, val_modes = stacked
+    assert judge.image_shape == (1, 8, 8) and judge.num_classes == 10 and judge.task == "channels"
+    metrics = compute_metrics(["judge_accuracy"], _inputs(judge, train, val, val_modes, val))
+    assert metrics["judge_val_accuracy"] > 0.9  # of the 6,000 channels held out
+
+
+def test_stacked_modes_count_a_thousand_modes_and_catch_a_collapsed_generator(stacked):
+    judge, train, _, val, val_modes = stacked
+    real = compute_metrics(["stacked_modes"], _inputs(judge, train, val, val_modes, val))
+    assert real["num_modes"] == 1000
+    # 2,000 held-out triplets, two of each mode: nearly every mode is read, near the real triplets' floor.
+    assert real["modes_covered"] > 800 and abs(real["mode_kl"] - real["mode_kl_real"]) < 0.15
+    # Every channel varies, yet the first digit always equals the second: 100 modes at most.
+    tied = val.clone()
+    tied[:, 1] = tied[:, 0]
+    assert compute_metrics(["stacked_modes"], _inputs(judge, train, val, val_modes, tied))["modes_covered"] <= 100
+    collapsed = val[:1].expand(2000, -1, -1, -1)
+    scores = compute_metrics(["stacked_modes"], _inputs(judge, train, val, val_modes, collapsed))
+    assert scores["modes_covered"] == 1 and scores["mode_kl"] == pytest.approx(np.log(1000))
+
+
+def test_mode_kl_is_zero_for_even_shares_and_log_k_for_one_mode():
+    assert mode_kl(np.arange(800) % 8, 8) == pytest.approx(0.0)
+    assert mode_kl(np.zeros(100, dtype=np.int64), 8) == pytest.approx(np.log(8))
+    assert mode_kl(np.array([0, 0, 0, 1]), 2) == pytest.approx(0.75 * np.log(1.5) + 0.25 * np.log(0.5))
+
+
+def test_the_2d_protocol_reports_reverse_kl_over_every_sample_by_its_nearest_mode():
+    modes = KnownModes(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), std=0.01)
+    even = np.repeat(modes.centres, 50, axis=0) + 0.2  # far from any mode (not high quality), yet spread evenly
+    scores = mode_collapse_metrics(even, modes)
+    assert scores["high_quality_share"] == 0 and scores["mode_kl"] == pytest.approx(0.0)
+    stuck = np.zeros((200, 2))
+    assert mode_collapse_metrics(stuck, modes)["mode_kl"] == pytest.approx(np.log(4))

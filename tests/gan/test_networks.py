@@ -178,3 +178,31 @@ def test_a_side_no_preset_is_made_for_names_the_nearest_sizes():
     with pytest.raises(ValueError, match=r"sides? 8, 16, 28, 32, 64, 128, 256 .*the nearest are 32 and 64"):
         resolve_architecture("auto", (3, 48, 48), {})
     assert resolve_architecture("auto", (3, 28, 28), {}).image_shape == (3, 28, 28)  # the article's, in colour
+
+
+@pytest.mark.parametrize("preset", ["digits_dcgan", "mlp_2d"])
+def test_a_packed_discriminator_scores_packs_of_samples_side_by_side(preset):
+    arch = PRESETS[preset]
+    _, packed = build_networks(arch, packing=2)
+    first = next(module for module in packed.modules() if isinstance(module, nn.Conv2d | nn.Linear))
+    inputs = first.in_channels if isinstance(first, nn.Conv2d) else first.in_features
+    assert inputs == 2 * arch.sample_shape[0]  # two samples' channels (images) or features (vectors)
+    torch.manual_seed(0)
+    samples = torch.randn(6, *arch.sample_shape)
+    packed.eval()
+    scores = packed(samples)
+    assert scores.shape == (3,)  # one score per pack of two
+    changed = samples.clone()
+    changed[1] += 1  # the second member of the first pack: only that pack's score moves
+    moved = packed(changed) != scores
+    assert moved.tolist() == [True, False, False]
+
+
+def test_the_dcgan28_preset_is_pytorch_examples_design_at_mnists_size():
+    arch = PRESETS["dcgan28"]
+    assert arch.base_size == 7 and arch.generator_strides == (2, 2) and arch.generator_channels == (128, 64)
+    assert arch.discriminator_channels == (64, 128) and arch.generator_activation == "relu"
+    generator, discriminator = build_networks(replace(arch, image_shape=(3, 28, 28)))
+    images = generator(torch.randn(2, arch.latent_dim))
+    assert images.shape == (2, 3, 28, 28) and discriminator(images).shape == (2,)
+    assert resolve_architecture("auto", (3, 28, 28), {}) == replace(PRESETS["article_dcgan"], image_shape=(3, 28, 28))

@@ -309,3 +309,15 @@ def test_a_healthy_short_run_raises_no_alert(real):
         on_alert=lambda key, message: alerts.append(key),
     )
     assert alerts == []
+
+
+def test_pacgan_packing_trains_with_a_packed_discriminator_and_refuses_batches_it_does_not_divide(real):
+    config = tiny_settings(packing=2, batch_size=32, epochs=1)
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"], packing=2)
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    result = train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
+    assert result.history and all(math.isfinite(row["d_loss"]) for row in result.history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, discriminator.parameters(), strict=True))
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"], packing=3)
+    with pytest.raises(SettingError, match=r"packing: D scores packs of 3 samples, which do not divide the real batch"):
+        train_gan(generator, discriminator, real, tiny_settings(packing=3, batch_size=32), torch.Generator())

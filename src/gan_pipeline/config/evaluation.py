@@ -14,16 +14,21 @@ MAX_DRAWS = 32
 
 
 class JudgeParams(Params):
-    task: Literal["classes", "rotation", "auto"]
+    task: Literal["classes", "rotation", "channels", "auto"]
     epochs: PositiveInt
     batch_size: PositiveInt
     learning_rate: float = Field(gt=0)
     feature_dim: PositiveInt
     seed: int
 
-    def settings(self, num_classes: int, progress_bar: bool) -> JudgeSettings:
-        """``auto``: the data's classes when it has two or more, else rotations (unlabelled data)."""
-        task = self.task if self.task != "auto" else ("classes" if num_classes >= 2 else "rotation")
+    def resolved_task(self, num_classes: int, stacked: bool) -> str:
+        """``auto``: each channel's class for stacked data, else the data's classes when it has two or more,
+        else rotations (unlabelled data)."""
+        if self.task != "auto":
+            return self.task
+        return "channels" if stacked else "classes" if num_classes >= 2 else "rotation"
+
+    def settings(self, task: str, progress_bar: bool) -> JudgeSettings:
         return JudgeSettings(**self.model_dump(exclude={"task"}), task=task, progress_bar=progress_bar)
 
 
@@ -34,6 +39,7 @@ class EvaluationParams(Params):
     synthetic_num_samples: PositiveInt
     confidence_threshold: float = Field(gt=0, lt=1)
     nearest_k: PositiveInt
+    precision_recall_samples: PositiveInt
     inception_score_splits: PositiveInt
     memorisation_samples: PositiveInt
     interpolation_rows: PositiveInt
@@ -68,6 +74,7 @@ class EvaluationParams(Params):
         return ScoringSettings(
             confidence_threshold=self.confidence_threshold,
             nearest_k=self.nearest_k,
+            precision_recall_samples=self.precision_recall_samples,
             inception_score_splits=self.inception_score_splits,
             memorisation_samples=self.memorisation_samples,
             seed=self.seed,

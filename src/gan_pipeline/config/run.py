@@ -15,7 +15,7 @@ from gan_pipeline.datasets import SourceError, option_key
 from gan_pipeline.gan.distributed import launched_world_size
 from gan_pipeline.gan.presets import resolve_architecture
 from gan_pipeline.gan.settings import SettingError
-from gan_pipeline.gan.training import check_augmentations_fit, check_batch_fits
+from gan_pipeline.gan.training import check_augmentations_fit, check_batch_fits, check_packing_fits
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ def check_fits_the_data(run: RunParameters) -> None:
         if total is not None:
             train_size = total - math.ceil(total * run.data_processing.validation_fraction)
             check_batch_fits(train_size, settings, launched_world_size())
+        check_packing_fits(settings)
     except SettingError as err:
         fix = (
             f"; or set {option_key(ingestion.dataset, source.size_option)}"

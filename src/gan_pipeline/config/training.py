@@ -49,6 +49,7 @@ class TrainingParams(Params):
     gradient_penalty_weight: float = Field(gt=0)
     r1_gamma: float = Field(ge=0)
     spectral_norm: bool
+    packing: PositiveInt
     discriminator_steps: PositiveInt
     diff_augment: tuple[str, ...]
     epochs: PositiveInt

@@ -32,8 +32,9 @@ class RawDataset:
 
     ``samples`` are images ``(N, C, H, W)`` uint8 in [0, 255], or vectors ``(N, D)`` float32;
     ``labels`` are ``(N,)`` int64 indices into ``class_names``; ``card`` records provenance (source,
-    checksums, versions); ``modes`` says where a synthetic mixture's modes are; ``name`` tells apart the
-    datasets of a source that reads what it is pointed at (one image folder from another).
+    checksums, versions); ``modes`` says where a synthetic mixture's modes are; ``channel_classes``
+    what each channel of stacked data shows; ``name`` tells apart the datasets of a source that reads what
+    it is pointed at (one image folder from another).
     """
 
     samples: np.ndarray
@@ -41,6 +42,9 @@ class RawDataset:
     class_names: tuple[str, ...]
     card: dict[str, CardValue]
     modes: MixtureModes | None = None
+    # Stacked data: each channel is an image of one of these classes, the label their classes read as the
+    # digits of a base-len(channel_classes) number, first channel first (Stacked MNIST: "0".."9", 1,000 labels).
+    channel_classes: tuple[str, ...] | None = None
     name: str | None = None  # the data's own name, when the source can hold several (default: the source's)
 
 
@@ -100,4 +104,4 @@ def load_dataset(name: str, options: dict[str, Any], raw_dir: Path) -> RawDatase
 
 
 # Sources register themselves on import.
-from gan_pipeline.datasets import digits, image_folder, mnist_family, synthetic  # noqa: E402, F401
+from gan_pipeline.datasets import digits, image_folder, mnist_family, stacked_mnist, synthetic  # noqa: E402, F401

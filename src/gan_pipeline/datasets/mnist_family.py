@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from gan_pipeline.datasets import RawDataset, SourceError, SourceOptions, option_key, register_dataset
-from gan_pipeline.datasets.download import Checksum, RetryPolicy, VerifiedFile, fetch_file, verify_file
 from gan_pipeline.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxFormatError, read_idx
+from gan_pipeline.download import Checksum, RetryPolicy, VerifiedFile, fetch_file, verify_file
 
 Split = Literal["train", "test"]
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
@@ -149,9 +149,14 @@ class KmnistOptions(IdxReleaseOptions):
     checksums: dict[str, str] = Field(default_factory=lambda: dict(RELEASES["kmnist"].checksums))
 
 
-def load_idx_release(dataset: str, options: IdxReleaseOptions, raw_dir: Path) -> RawDataset:
-    """Verified files of the chosen splits -> ``(N, 1, H, W)`` uint8 images and int64 labels."""
-    files = {name: obtain_file(dataset, name, options, raw_dir) for name in options.files}
+def load_idx_release(
+    dataset: str, options: IdxReleaseOptions, raw_dir: Path, configured_as: str | None = None
+) -> RawDataset:
+    """Verified files of the chosen splits -> ``(N, 1, H, W)`` uint8 images and int64 labels.
+
+    ``configured_as`` is the source whose options these are, when another source reads this release's files.
+    """
+    files = {name: obtain_file(dataset, name, options, raw_dir, configured_as or dataset) for name in options.files}
     splits = {split: read_split(*(files[name] for name in SPLIT_FILES[split])) for split in options.splits}
     card: dict[str, str | int | float] = {
         "source": dataset,
@@ -169,12 +174,13 @@ def load_idx_release(dataset: str, options: IdxReleaseOptions, raw_dir: Path) ->
     )
 
 
-def obtain_file(dataset: str, name: str, options: IdxReleaseOptions, raw_dir: Path) -> VerifiedFile:
+def obtain_file(dataset: str, name: str, options: IdxReleaseOptions, raw_dir: Path, configured_as: str) -> VerifiedFile:
+    """``name`` of ``dataset``, verified; errors name the options of source ``configured_as``."""
     expected = Checksum.parse(options.checksums[name])
     if options.local_dir is None:
         fix = (
-            f"check the network, add a reachable mirror to {option_key(dataset, 'mirrors')}, or put the "
-            f"files in a folder and set {option_key(dataset, 'local_dir')}"
+            f"check the network, add a reachable mirror to {option_key(configured_as, 'mirrors')}, or put the "
+            f"files in a folder and set {option_key(configured_as, 'local_dir')}"
         )
         return fetch_file(
             name,
@@ -189,12 +195,12 @@ def obtain_file(dataset: str, name: str, options: IdxReleaseOptions, raw_dir: Pa
     if not path.is_file():
         raise MissingSourceFile(
             f"{path} does not exist: copy {name} there, drop its split from "
-            f"{option_key(dataset, 'splits')}, or remove {option_key(dataset, 'local_dir')} to download "
+            f"{option_key(configured_as, 'splits')}, or remove {option_key(configured_as, 'local_dir')} to download "
             "from the mirrors"
         )
     fix = (
         f"replace it with the published file, or, if this copy is the one you mean, set "
-        f"{option_key(dataset, 'checksums')}[{name!r}] to its digest"
+        f"{option_key(configured_as, 'checksums')}[{name!r}] to its digest"
     )
     return verify_file(path, expected, fix)
 

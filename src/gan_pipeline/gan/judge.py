@@ -5,7 +5,8 @@ feature space (Frechet distance, precision/recall) and, when the data has classe
 (mode coverage). Data without labels trains it on a self-supervised task instead: which of four
 rotations (0, 90, 180, 270 degrees) an image was given (Gidaris et al. 2018), a task that needs it to
 see what the images show. Morozov et al. (2021) found such features rank generators as well as
-Inception's do.
+Inception's do. Stacked data (Stacked MNIST: a digit per channel) trains it on single channels and their
+classes; a sample's class is then its channels' classes read together, as PacGAN's protocol counts modes.
 """
 
 import json
@@ -21,7 +22,7 @@ from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.serialization import load_state, module_to_tensors
 from gan_pipeline.gan.settings import JudgeSettings
 
-JudgeTask = Literal["classes", "rotation"]
+JudgeTask = Literal["classes", "rotation", "channels"]
 ROTATIONS = 4  # quarter turns: the rotation task's classes
 MAX_FEATURE_SIDE = 8  # extra stride-2 stages keep the flattened map at most 8x8, so cost follows the pixels
 
@@ -33,10 +34,30 @@ def rotated(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return stacked.flatten(0, 1), turns.repeat(len(images))
 
 
+def channel_labels(labels: torch.Tensor, num_classes: int, channels: int) -> torch.Tensor:
+    """Stacked labels ``(N,)`` -> each channel's class ``(N, channels)``: the label's base-``num_classes``
+    digits, first channel first."""
+    powers = num_classes ** torch.arange(channels - 1, -1, -1, device=labels.device)
+    return labels[:, None] // powers % num_classes
+
+
+def stacked_label(channel_classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Each channel's class ``(N, C)`` -> the stacked label ``(N,)`` (the inverse of ``channel_labels``)."""
+    channels = channel_classes.shape[1]
+    powers = num_classes ** torch.arange(channels - 1, -1, -1, device=channel_classes.device)
+    return (channel_classes * powers).sum(dim=1)
+
+
+def single_channels(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked images ``(N, C, H, W)`` -> one image per channel ``(N*C, 1, H, W)`` with its class ``(N*C,)``."""
+    return images.flatten(0, 1).unsqueeze(1), channel_labels(labels, num_classes, images.shape[1]).flatten()
+
+
 class Judge(nn.Module):
     """Image (C, H, W) in [-1, 1] -> logits of its task; ``features`` is the penultimate layer.
 
-    ``task`` is what the logits predict: the data's classes, or the quarter turns of a rotated image.
+    ``task`` is what the logits predict: the data's classes, the quarter turns of a rotated image, or the
+    class of one channel of stacked data (``image_shape`` is then one channel's).
     """
 
     def __init__(
@@ -87,7 +108,10 @@ def _random_shift(images: torch.Tensor, rng: torch.Generator, max_shift: int = 1
 
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: JudgeSettings) -> Judge:
-    """Fit the judge on real images (N, C, H, W) in [-1, 1]: on their integer labels, or on their rotations."""
+    """Fit the judge on real images (N, C, H, W) in [-1, 1]: on their integer labels, on their rotations,
+    or (stacked data, ``num_classes`` per channel) on each channel's class."""
+    if config.task == "channels":
+        images, labels = single_channels(images, labels, num_classes)
     rng = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     classes = ROTATIONS if config.task == "rotation" else num_classes

@@ -41,7 +41,8 @@ def score_real_and_fake(
     if uses_batch_statistics(discriminator):
         return discriminator(real), discriminator(fake)
     outputs = discriminator(torch.cat([real, fake.to(real.dtype)]))
-    return outputs[: len(real)], outputs[len(real) :]
+    real_outputs = len(outputs) * len(real) // (len(real) + len(fake))  # a packing D scores packs, not samples
+    return outputs[:real_outputs], outputs[real_outputs:]
 
 
 class GANLoss(Protocol):

@@ -24,7 +24,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
 
-from gan_pipeline.gan.judge import Judge, rotated
+from gan_pipeline.gan.judge import Judge, channel_labels, rotated, stacked_label
 from gan_pipeline.gan.settings import ScoringSettings, SettingError
 
 BATCH_SIZE = 1024
@@ -35,21 +35,35 @@ HIGH_QUALITY_STDS = 3.0  # a vector within this many stds of its nearest mode is
 class JudgeOutputs:
     """The judge's view of an image set: penultimate features and class logits, on the CPU."""
 
-    features: torch.Tensor  # (N, feature_dim)
-    logits: torch.Tensor  # (N, num_classes)
+    features: torch.Tensor  # (N, feature_dim); a channel judge's: (N, C * feature_dim), channel after channel
+    logits: torch.Tensor  # (N, num_classes); a channel judge's: (N, C, num_classes)
 
     @property
     def probabilities(self) -> torch.Tensor:
-        return self.logits.softmax(dim=1)
+        return self.logits.softmax(dim=-1)
 
     @property
     def predicted_classes(self) -> torch.Tensor:
-        return self.logits.argmax(dim=1)
+        """``(N,)``: the class, or for a channel judge the stacked label its channels' classes make."""
+        predicted = self.logits.argmax(dim=-1)
+        return predicted if predicted.ndim == 1 else stacked_label(predicted, self.logits.shape[-1])
 
 
 @torch.no_grad()
 def judge_outputs(judge: Judge, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> JudgeOutputs:
-    """Features and logits in one pass; chunks go to the judge's device and come back to the CPU."""
+    """Features and logits in one pass; chunks go to the judge's device and come back to the CPU.
+
+    A channel judge sees each channel of stacked images on its own; a sample's features are its channels'
+    side by side.
+    """
+    if judge.task == "channels":
+        count, channels = images.shape[:2]
+        single = _judge_outputs(judge, images.flatten(0, 1).unsqueeze(1), batch_size)
+        return JudgeOutputs(single.features.view(count, -1), single.logits.view(count, channels, -1))
+    return _judge_outputs(judge, images, batch_size)
+
+
+def _judge_outputs(judge: Judge, images: torch.Tensor, batch_size: int) -> JudgeOutputs:
     device = next(judge.parameters()).device
     if device.type == "cpu":  # CPU convolutions run about 30 % faster on channels-last weights
         judge = copy.deepcopy(judge).to(memory_format=torch.channels_last)
@@ -172,6 +186,10 @@ def judge_accuracy(inputs: MetricInputs) -> dict[str, float]:
         images, turns = rotated(inputs.real_validation)
         predictions = judge_outputs(inputs.judged_by, images).predicted_classes
         return {"judge_val_accuracy": (predictions == turns).float().mean().item()}
+    if inputs.judged_by.task == "channels":  # the share of channels whose class it reads right
+        logits = inputs.validation_outputs.logits  # (N, C, classes)
+        truth = channel_labels(inputs.validation_labels, logits.shape[-1], logits.shape[1])
+        return {"judge_val_accuracy": (logits.argmax(dim=-1) == truth).float().mean().item()}
     predictions = inputs.validation_outputs.predicted_classes
     return {"judge_val_accuracy": (predictions == inputs.validation_labels).float().mean().item()}
 
@@ -220,12 +238,46 @@ def mode_coverage(inputs: MetricInputs) -> dict[str, float]:
     }
 
 
+def mode_kl(modes: np.ndarray | torch.Tensor, num_modes: int) -> float:
+    """KL(share of samples per mode || uniform): 0 when every mode is hit equally often (PacGAN's reverse KL)."""
+    shares = np.bincount(np.asarray(modes), minlength=num_modes) / len(modes)
+    hit = shares > 0
+    return float((shares[hit] * np.log(shares[hit] * num_modes)).sum())
+
+
+def stacked_mode_labels(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The mode the channel judge reads in each generated sample and in as many real training samples, and
+    the number of modes."""
+    if inputs.judged_by.task != "channels":
+        raise ValueError("stacked modes are read by a judge of each channel's class (task 'channels')")
+    count = min(len(inputs.generated), len(inputs.real_train))
+    num_modes = inputs.judged_by.num_classes ** inputs.generated.shape[1]
+    generated = inputs.generated_outputs.predicted_classes[:count]
+    return generated, inputs.train_outputs.predicted_classes[:count], num_modes
+
+
+def stacked_modes(inputs: MetricInputs) -> dict[str, float]:
+    """Stacked MNIST's protocol (Metz et al. 2017, PacGAN): a sample's mode is what the channel judge reads in
+    each channel; modes covered and KL(mode histogram || uniform) of the generated samples, and of as many
+    real training samples (their floor: what the judge's own errors and the sample count leave)."""
+    generated, real, num_modes = stacked_mode_labels(inputs)
+    return {
+        "modes_covered": float(len(generated.unique())),
+        "num_modes": float(num_modes),
+        "mode_kl": mode_kl(generated, num_modes),
+        "modes_covered_real": float(len(real.unique())),
+        "mode_kl_real": mode_kl(real, num_modes),
+    }
+
+
 def precision_recall_density_coverage(inputs: MetricInputs) -> dict[str, float]:
     """Kynkaanniemi et al. (2019) precision/recall, Naeem et al. (2020) density/coverage, by the ``prdc`` package.
 
-    Real validation features against as many generated ones, since the k-NN radii depend on set size.
+    Real validation features against as many generated ones, since the k-NN radii depend on set size, and at
+    most ``precision_recall_samples`` of each: prdc holds three square distance matrices of that side.
     """
-    count, nearest_k = min(len(inputs.real_validation), len(inputs.generated)), inputs.scoring.nearest_k
+    count = min(len(inputs.real_validation), len(inputs.generated), inputs.scoring.precision_recall_samples)
+    nearest_k = inputs.scoring.nearest_k
     if count <= nearest_k + 1:
         raise SettingError(
             "nearest_k",
@@ -308,7 +360,8 @@ def nearest_modes(samples: np.ndarray, modes: KnownModes) -> tuple[np.ndarray, n
 
 
 def mode_collapse_metrics(samples: np.ndarray, modes: KnownModes) -> dict[str, float]:
-    """Modes reached and share of high-quality samples (within 3 std of their nearest centre).
+    """Modes reached, share of high-quality samples (within 3 std of their nearest centre) and PacGAN's
+    reverse KL: every sample assigned to its nearest mode, KL(mode shares || uniform).
 
     A mode counts as covered when at least one high-quality sample has it as nearest centre.
     """
@@ -322,6 +375,7 @@ def mode_collapse_metrics(samples: np.ndarray, modes: KnownModes) -> dict[str, f
         "modes_covered": float(len(np.unique(nearest[high_quality]))),
         "num_modes": float(len(modes.centres)),
         "high_quality_share": float(high_quality.mean()),
+        "mode_kl": mode_kl(nearest, len(modes.centres)),
     }
 
 
@@ -339,6 +393,7 @@ METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "precision_recall_density_coverage": precision_recall_density_coverage,
     "judge_inception_score": judge_inception_score,
     "memorisation": memorisation,
+    "stacked_modes": stacked_modes,
     "mode_collapse": mode_collapse,
     "inception": inception_distances,  # on request (evaluation.inception): it needs Inception-v3 and its weights
 }
@@ -349,15 +404,19 @@ IMAGE_METRICS = (
     "precision_recall_density_coverage",
     "judge_inception_score",
     "memorisation",
+    "stacked_modes",
 )
 CLASS_METRICS = ("mode_coverage", "judge_inception_score")  # need a judge of the data's own classes
+CHANNEL_METRICS = ("stacked_modes",)  # need a judge of each channel's class (stacked data)
 VECTOR_METRICS = ("mode_collapse",)
 REQUESTED_METRICS = ("inception",)  # images, only when asked for (evaluation.inception): slow, and needs weights
 
 
 def image_metrics(judge: Judge, names: tuple[str, ...] = IMAGE_METRICS) -> list[str]:
-    """Those of ``names`` this judge can compute: without the class metrics when it learned rotations."""
-    return [name for name in names if judge.task == "classes" or name not in CLASS_METRICS]
+    """Those of ``names`` this judge can compute: the class metrics need a judge of the data's classes, the
+    stacked modes one of each channel's."""
+    needs = {**dict.fromkeys(CLASS_METRICS, "classes"), **dict.fromkeys(CHANNEL_METRICS, "channels")}
+    return [name for name in names if needs.get(name, judge.task) == judge.task]
 
 
 def compute_metrics(names: list[str], inputs: MetricInputs) -> dict[str, float]:

@@ -5,7 +5,7 @@ rebuilds it from its architecture without the project installed. Named presets a
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -296,12 +296,38 @@ NETWORK_FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 }
 
 
-def build_networks(arch: AnyArchitecture) -> tuple[nn.Module, nn.Module]:
+class Packed(nn.Module):
+    """PacGAN (Lin et al. 2018): D scores ``packing`` samples at once, side by side along the channels
+    (images) or the features (vectors). Packs of a collapsed G look alike where real packs differ, so D
+    can tell a lack of variety that it cannot see in one sample at a time. Batches must divide by ``packing``.
+    """
+
+    def __init__(self, discriminator: nn.Module, packing: int) -> None:
+        super().__init__()
+        self.discriminator, self.packing = discriminator, packing
+
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        packs = samples.reshape(len(samples) // self.packing, -1, *samples.shape[2:])  # (N/m, m*C, H, W) or (N/m, m*D)
+        return self.discriminator(packs)
+
+
+def packed_architecture(arch: AnyArchitecture, packing: int) -> AnyArchitecture:
+    """The architecture D is built for when it sees packs of ``packing`` samples."""
+    if isinstance(arch, Architecture):
+        channels, height, width = arch.image_shape
+        return replace(arch, image_shape=(channels * packing, height, width))
+    return replace(arch, sample_shape=(arch.sample_shape[0] * packing,))
+
+
+def build_networks(arch: AnyArchitecture, packing: int = 1) -> tuple[nn.Module, nn.Module]:
+    """G and D for ``arch``; with ``packing`` > 1 a D that scores packs of that many samples (``Packed``)."""
     problems = arch.problems()
     if problems:
         raise ValueError("invalid architecture: " + "; ".join(problems))
     generator_class, discriminator_class = NETWORK_FAMILIES[arch.family]
-    return generator_class(arch), discriminator_class(arch)
+    if packing == 1:
+        return generator_class(arch), discriminator_class(arch)
+    return generator_class(arch), Packed(discriminator_class(packed_architecture(arch, packing)), packing)
 
 
 def build_generator(arch: AnyArchitecture) -> nn.Module:

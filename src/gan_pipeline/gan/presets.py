@@ -21,17 +21,20 @@ def architecture_fields() -> set[str]:
 def dcgan(side: int, channels: int = 3, width: int = DCGAN_WIDTH) -> Architecture:
     """pytorch/examples' DCGAN for ``side`` x ``side`` images (Radford et al. 2016), one stage per doubling.
 
-    G projects the latent to ``8 * width`` maps of 4x4 (a transposed convolution of a 1x1 input, written as
-    a dense layer), then halves the channels and doubles the side with each 4x4 stride-2 transposed
-    convolution, BatchNorm and ReLU, and ends in tanh; D mirrors it with strided convolutions, BatchNorm
-    (not on the first) and LeakyReLU 0.2, down to 4x4 and a logit. Weights start at N(0, 0.02).
+    G projects the latent to maps of the base side (4x4 for a power of two, 7x7 for 28) with ``width``
+    doubled once per stage (a transposed convolution of a 1x1 input, written as a dense layer), then halves
+    the channels and doubles the side with each 4x4 stride-2 transposed convolution, BatchNorm and ReLU, and
+    ends in tanh; D mirrors it with strided convolutions, BatchNorm (not on the first) and LeakyReLU 0.2,
+    down to the base side and a logit. Weights start at N(0, 0.02).
     """
-    stages = int(math.log2(side)) - 2  # 4 -> side
+    base, stages = side, 0
+    while base % 2 == 0 and base // 2 >= 4:
+        base, stages = base // 2, stages + 1
     return Architecture(
         image_shape=(channels, side, side),
         latent_dim=100,
         mapping_layers=0,
-        base_size=4,
+        base_size=base,
         generator_channels=tuple(width * 2 ** (stages - 1 - stage) for stage in range(stages)),
         generator_strides=(2,) * stages,
         generator_kernel=4,
@@ -75,6 +78,9 @@ PRESETS: dict[str, AnyArchitecture] = {
     "mlp_2d": MLPArchitecture(),
     # pytorch/examples' DCGAN for square images of any power-of-two side (colour or grey: the data decides).
     **{f"dcgan{side}": dcgan(side) for side in DCGAN_SIDES},
+    # The same design for MNIST's 28x28 (7 -> 14 -> 28): 5x fewer operations than the article's network;
+    # the Stacked MNIST benchmark's (conf/stacked_mnist). After article_dcgan, so auto keeps the article's.
+    "dcgan28": dcgan(28),
 }
 
 

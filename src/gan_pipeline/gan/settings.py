@@ -46,6 +46,7 @@ class TrainingSettings:
     gradient_penalty_weight: float  # wgan_gp only
     r1_gamma: float  # 0: no R1 penalty
     discriminator_steps: int  # D updates per G update
+    packing: int  # samples D scores together (PacGAN; 1: one at a time); D must be built for it
     diff_augment: tuple[str, ...]  # names of augment.AUGMENTATIONS, applied to what D sees
     epochs: int
     batch_size: int  # real samples per D update, per process
@@ -67,9 +68,10 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    """How the judge is fitted on real data, and on which task: their classes, or their rotations."""
+    """How the judge is fitted on real data, and on which task: their classes, their rotations, or (stacked
+    data) the class of each channel."""
 
-    task: Literal["classes", "rotation"]
+    task: Literal["classes", "rotation", "channels"]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -84,6 +86,7 @@ class ScoringSettings:
 
     confidence_threshold: float  # a sample is confidently classified above this judge probability
     nearest_k: int  # k of the k-NN balls of precision, recall, density and coverage
+    precision_recall_samples: int  # at most this many samples of each set for precision, recall, density, coverage
     inception_score_splits: int
     memorisation_samples: int  # generated and held-out samples whose nearest training sample is searched
     seed: int  # of the inception score's random split

@@ -392,6 +392,7 @@ class GANTrainer:
         speed = speed or SpeedSettings.resolve(config.speed, device)
         speed = replace(speed, channels_last=speed.channels_last and real.ndim == 4)  # vectors have no channels
         check_batch_fits(len(real), config, distributed.world_size)
+        check_packing_fits(config)
         check_augmentations_fit(tuple(real.shape[1:]), config)
         if speed.channels_last:
             generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
@@ -536,6 +537,18 @@ def check_batch_fits(num_samples: int, config: TrainingSettings, world_size: int
             f"{config.batch_size}{batches} is larger than the training data ({per_process} samples{shard}); lower it"
             + (" or discriminator_steps" if batches else ""),
         )
+
+
+def check_packing_fits(config: TrainingSettings) -> None:
+    """PacGAN's D scores whole packs: the real batch and G's samples per step must divide into them."""
+    sizes = {"the real batch (batch_size)": config.batch_size, "G's samples per step": config.fakes_per_step}
+    for what, size in sizes.items():
+        if size % config.packing:
+            raise SettingError(
+                "packing",
+                f"D scores packs of {config.packing} samples, which do not divide {what}, {size}: make the batch "
+                "sizes multiples of it",
+            )
 
 
 def check_augmentations_fit(sample_shape: tuple[int, ...], config: TrainingSettings) -> None:

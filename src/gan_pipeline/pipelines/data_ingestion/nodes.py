@@ -20,6 +20,7 @@ def ingest_dataset(params: IngestionParams) -> dict[str, Any]:
         source_fingerprint=content_fingerprint(raw.samples, raw.labels),
         card={"dataset": raw.name or params.dataset, **raw.card},
         modes=raw.modes,
+        channel_classes=raw.channel_classes,
     )
     return {
         "raw_dataset": Split(raw.samples, raw.labels, record),

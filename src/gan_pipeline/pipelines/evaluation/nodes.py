@@ -27,6 +27,7 @@ from gan_pipeline.gan.metrics import (
     image_metrics,
     nearest_modes,
     nearest_neighbours,
+    stacked_mode_labels,
 )
 from gan_pipeline.gan.runtime import resolve_device
 from gan_pipeline.gan.serialization import generator_from_tensors
@@ -34,6 +35,7 @@ from gan_pipeline.gan.training import sample_images
 from gan_pipeline.plots import (
     class_histogram_figure,
     interpolation_strip_figure,
+    mode_counts_figure,
     nearest_neighbours_figure,
     note_figure,
     sample_grid_figure,
@@ -47,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 # What the gate and the retraining report need of a champion scored again with a new judge.
 RESCORED_METRICS = ("frechet_distance", "mode_coverage", "precision_recall_density_coverage")
+
+
+class NotStackedError(UserError, ValueError):
+    """A channel judge asked for on data whose channels are not images of classes."""
 
 
 class NoKnownModesError(UserError, ValueError):
@@ -81,8 +87,15 @@ def fit_judge(train_set: Split, previous_judge: TensorFile | None, params: Evalu
         logger.info("Reusing the judge: its training data and parameters are unchanged")
         return previous_judge
     images, labels = _tensors(train_set)
-    num_classes = len(train_set.record.class_names)
-    judge = train_judge(images, labels, num_classes, params.judge.settings(num_classes, params.progress_bar))
+    record = train_set.record
+    task = params.judge.resolved_task(len(record.class_names), stacked=record.channel_classes is not None)
+    if task == "channels" and record.channel_classes is None:
+        raise NotStackedError(
+            f"evaluation.judge.task is 'channels' but {record.dataset!r} is not stacked data (such as "
+            "stacked_mnist): set it to auto, classes or rotation"
+        )
+    num_classes = len(record.channel_classes) if task == "channels" else len(record.class_names)
+    judge = train_judge(images, labels, num_classes, params.judge.settings(task, params.progress_bar))
     return judge_to_tensors(judge, fingerprint=fingerprint)
 
 
@@ -165,6 +178,9 @@ def _generate(net: torch.nn.Module, count: int, rng: torch.Generator, progress_b
 
 
 def _class_histogram(inputs: MetricInputs) -> Figure:
+    if inputs.judged_by.task == "channels":
+        generated, real, num_modes = stacked_mode_labels(inputs)
+        return mode_counts_figure(generated.numpy(), real.numpy(), num_modes)
     if inputs.judged_by.task != "classes":
         return note_figure("No class histogram: the data has no classes (its judge learned rotations).")
     return class_histogram_figure(*class_histograms(inputs))

@@ -71,7 +71,7 @@ def train_model(train_set: Split, params: TrainingParams) -> dict[str, Any]:
         real = resident_on(train_set.samples, device)
         arch = resolve_architecture(params.preset, train_set.record.sample_shape, params.architecture)
         rng = seeded_generator(settings.seed, device)
-        generator, discriminator = build_networks(arch)
+        generator, discriminator = build_networks(arch, settings.packing)
         if params.spectral_norm:
             with_spectral_norm(discriminator)
         speed = SpeedSettings.resolve(settings.speed, device)
@@ -104,7 +104,9 @@ def train_model(train_set: Split, params: TrainingParams) -> dict[str, Any]:
     arch_json = architecture_metadata(arch)
     return {
         "generator": module_to_tensors(result.generator, architecture=arch_json, ema=settings.ema_decay > 0),
-        "discriminator": module_to_tensors(discriminator, architecture=arch_json, spectral_norm=params.spectral_norm),
+        "discriminator": module_to_tensors(
+            discriminator, architecture=arch_json, spectral_norm=params.spectral_norm, packing=params.packing
+        ),
         "loss_history": history,
         "loss_curves": loss_curves_figure(history),
         "training_progress": training_progress_figure(result.snapshots),

@@ -22,7 +22,7 @@ from urllib.error import HTTPError, URLError
 
 from tqdm.auto import tqdm
 
-from gan_pipeline.datasets import SourceError
+from gan_pipeline.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ HEX_LENGTHS = {"sha256": 64, "md5": 32}  # the algorithms a checksum may name, a
 PARTIAL_SUFFIX = ".part"
 
 
-class ChecksumError(SourceError, ValueError):
+class ChecksumError(UserError, ValueError):
     """A file's bytes are not the ones its checksum describes."""
 
 
-class DownloadError(SourceError, OSError):
+class DownloadError(UserError, OSError):
     """No mirror delivered a verified copy of a file."""
 
 
