@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -92,16 +93,17 @@ def summary(table: pd.DataFrame, benchmark: str, dataset: str) -> str:
     return f"\n{benchmark}: mean ± std over seeds\n" + pd.concat([ours, published]).to_string()
 
 
-def run_seeds(configured: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """One run per seed, ``workers`` at a time, each process on its share of the cores (small networks run
-    faster on one thread each than on all of them together)."""
-    threads = max(1, torch.get_num_threads() // workers)
+def run_seeds(configured: list[dict[str, Any]], workers: int) -> Iterator[dict[str, Any]]:
+    """One run per seed, in order as each finishes, ``workers`` at a time: each process on its share of the
+    cores (small networks run faster on one thread each than on all of them together)."""
     if workers == 1:
         cache: dict[str, Any] = {}
-        return [one_run(params, cache) for params in configured]
+        yield from (one_run(params, cache) for params in configured)
+        return
+    threads = max(1, torch.get_num_threads() // workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        return list(pool.map(one_run, configured, [{}] * len(configured)))
+        yield from pool.map(one_run, configured, [{}] * len(configured))
 
 
 def main() -> None:
@@ -124,7 +126,8 @@ def main() -> None:
             for seed, scores in zip(args.seeds, run_seeds(configured, args.workers), strict=True):
                 rows.append({"benchmark": benchmark, "variant": name, "seed": seed, **scores})
                 shown = ["benchmark", "variant", "seed", *COLUMNS[dataset], "train_s", "run_s"]
-                print(pd.DataFrame(rows[-1:])[shown].to_string(index=False, float_format="%.4g"), file=sys.stderr)
+                line = pd.DataFrame(rows[-1:])[shown].to_string(index=False, float_format="%.4g")
+                print(line, file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
     for benchmark in args.benchmark:
         print(summary(table, benchmark, datasets[benchmark]))

@@ -6,7 +6,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from gan_pipeline.config.base import ParameterError, parse_params
-from gan_pipeline.config.run import SECTIONS, validate_parameters
+from gan_pipeline.config.run import SECTIONS, RunParameters, validate_parameters
 from gan_pipeline.config.training import TrainingParams
 from gan_pipeline.datasets import DATASETS
 from tests.settings import base_parameters, evaluation_params, merged
@@ -175,16 +175,31 @@ def test_training_parameters_build_the_core_settings_and_the_trajectory_a_checkp
     assert not {"device", "speed", "resume", "checkpoint", "health", "progress_bar"} & set(trajectory)
 
 
-@pytest.mark.filterwarnings("ignore:register_new_resolver:UserWarning")  # upstream omegaconf deprecation
-def test_the_stabilised_grid25_environment_validates_on_top_of_base():
+CONF = Path(__file__).parents[1] / "conf"
+ENVIRONMENTS = sorted(path.name for path in CONF.iterdir() if path.is_dir() and path.name not in ("base", "local"))
+
+
+def environment_parameters(env: str) -> RunParameters:
     loader = OmegaConfigLoader(
-        conf_source=str(Path(__file__).parents[1] / "conf"),
-        base_env="base",
-        default_run_env="grid25_stabilised",
-        merge_strategy={"parameters": "soft"},
+        conf_source=str(CONF), base_env="base", default_run_env=env, merge_strategy={"parameters": "soft"}
     )
-    run = validate_parameters(loader["parameters"])
-    training = run.training
-    assert run.data_ingestion.dataset == "grid25" and training.preset == "mlp_2d"
-    assert (training.loss, training.r1_gamma, training.ema_decay) == ("non_saturating", 1.0, 0.999)
-    assert training.speed.compile == "auto"  # keys the environment leaves alone come from base
+    return validate_parameters(loader["parameters"])
+
+
+@pytest.mark.filterwarnings("ignore:register_new_resolver:UserWarning")  # upstream omegaconf deprecation
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_validates_on_top_of_base_and_names_its_dataset(env):
+    run = environment_parameters(env)
+    assert env.startswith(run.data_ingestion.dataset)  # conf/<dataset>[_<variant>]
+    assert run.training.speed.compile == "auto"  # keys the environment leaves alone come from base
+
+
+@pytest.mark.filterwarnings("ignore:register_new_resolver:UserWarning")
+def test_the_stabilised_environments_set_their_stabilisers():
+    grid = environment_parameters("grid25_stabilised").training
+    assert grid.preset == "mlp_2d" and (grid.loss, grid.r1_gamma, grid.ema_decay) == ("non_saturating", 1.0, 0.999)
+    ring = environment_parameters("ring8_stabilised").training
+    assert (ring.packing, ring.lr_decay_start, ring.ema_decay) == (2, 0.4, 0.0)
+    stacked = environment_parameters("stacked_mnist")
+    assert (stacked.training.preset, stacked.training.packing) == ("dcgan28", 2)
+    assert stacked.evaluation.num_generated == 26000 and stacked.evaluation.judge.max_samples == 10000

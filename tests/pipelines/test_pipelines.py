@@ -1,6 +1,7 @@
 """Pipelines run through Kedro's runner on an in-memory catalog, as Kedro's starters test them."""
 
 import numpy as np
+import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -8,7 +9,7 @@ from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset
 from gan_pipeline.pipeline_registry import register_pipelines
 from gan_pipeline.pipelines.evaluation import nodes as evaluation_nodes
 from gan_pipeline.pipelines.promotion.nodes import promote_generator
-from tests.settings import evaluation_params, processing_params, promotion_params, training_params
+from tests.settings import evaluation_params, processing_params, promotion_params, split_of, training_params
 
 
 def _catalog(**datasets) -> DataCatalog:
@@ -89,3 +90,17 @@ def test_promotion_has_nothing_to_do_when_no_version_was_registered_or_it_is_dis
     }
     registered = {"registered_model_name": "gan-generator-digits", "registered_model_version": 3}
     assert promote_generator(registered, promotion_params(enabled=False))["reason"] == "promotion.enabled is false"
+
+
+def test_judge_max_samples_trains_the_judge_on_a_seeded_subset_of_the_split(digits_raw, monkeypatch):
+    split = split_of(digits_raw.samples.astype(np.float32) / 127.5 - 1, digits_raw.labels)
+    seen = []
+    monkeypatch.setattr(evaluation_nodes, "train_judge", lambda images, labels, *rest: seen.append((images, labels)))
+    monkeypatch.setattr(evaluation_nodes, "judge_to_tensors", lambda judge, **metadata: metadata)
+    for limit in (300, 300, None):
+        evaluation_nodes.fit_judge(split, None, evaluation_params(judge={"max_samples": limit}))
+    (first, first_labels), (again, _), (everything, _) = seen
+    assert len(first) == 300 and len(everything) == len(split.samples)
+    assert torch.equal(first, again)  # the same subset for the same judge seed
+    rows = {row.tobytes(): label for row, label in zip(split.samples, split.labels, strict=True)}
+    assert all(rows[image.numpy().tobytes()] == label for image, label in zip(first, first_labels, strict=True))

@@ -20,6 +20,7 @@ class JudgeParams(Params):
     learning_rate: float = Field(gt=0)
     feature_dim: PositiveInt
     seed: int
+    max_samples: PositiveInt | None
 
     def resolved_task(self, num_classes: int, stacked: bool) -> str:
         """``auto``: each channel's class for stacked data, else the data's classes when it has two or more,
@@ -29,7 +30,7 @@ class JudgeParams(Params):
         return "channels" if stacked else "classes" if num_classes >= 2 else "rotation"
 
     def settings(self, task: str, progress_bar: bool) -> JudgeSettings:
-        return JudgeSettings(**self.model_dump(exclude={"task"}), task=task, progress_bar=progress_bar)
+        return JudgeSettings(**self.model_dump(exclude={"task", "max_samples"}), task=task, progress_bar=progress_bar)
 
 
 class EvaluationParams(Params):

@@ -21,7 +21,7 @@ CHUNK = 16_384  # triplets gathered at a time: the only copy beside the result i
 
 
 class StackedMnistOptions(MnistOptions):
-    # Triplets drawn (PacGAN trains on 128,000: 301 MiB as uint8), each of the 1,000 modes equally often.
+    # Triplets drawn (PacGAN trains on 128,000: 287 MiB as uint8), each of the 1,000 modes equally often.
     num_samples: int = Field(128_000, ge=MIN_PER_MODE * NUM_MODES)
     # Seed of the draw: which image of each digit goes into which triplet.
     seed: int = 0

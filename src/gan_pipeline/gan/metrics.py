@@ -118,7 +118,9 @@ class MetricInputs:
 
     @cached_property
     def train_outputs(self) -> JudgeOutputs:
-        return judge_outputs(self.judged_by, self.real_train)
+        """The first training samples, as many as one draw of generated ones: a real set of the same size
+        (hence the same bias) to set beside them, at a draw's cost rather than the whole split's."""
+        return judge_outputs(self.judged_by, self.real_train[: len(self.generated)])
 
     @cached_property
     def validation_outputs(self) -> JudgeOutputs:
@@ -253,7 +255,7 @@ def stacked_mode_labels(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tenso
     count = min(len(inputs.generated), len(inputs.real_train))
     num_modes = inputs.judged_by.num_classes ** inputs.generated.shape[1]
     generated = inputs.generated_outputs.predicted_classes[:count]
-    return generated, inputs.train_outputs.predicted_classes[:count], num_modes
+    return generated, inputs.train_outputs.predicted_classes, num_modes
 
 
 def stacked_modes(inputs: MetricInputs) -> dict[str, float]:

@@ -86,7 +86,7 @@ def fit_judge(train_set: Split, previous_judge: TensorFile | None, params: Evalu
     if previous_judge is not None and previous_judge.metadata.get("fingerprint") == fingerprint:
         logger.info("Reusing the judge: its training data and parameters are unchanged")
         return previous_judge
-    images, labels = _tensors(train_set)
+    images, labels = _judge_sample(train_set, params)
     record = train_set.record
     task = params.judge.resolved_task(len(record.class_names), stacked=record.channel_classes is not None)
     if task == "channels" and record.channel_classes is None:
@@ -97,6 +97,17 @@ def fit_judge(train_set: Split, previous_judge: TensorFile | None, params: Evalu
     num_classes = len(record.channel_classes) if task == "channels" else len(record.class_names)
     judge = train_judge(images, labels, num_classes, params.judge.settings(task, params.progress_bar))
     return judge_to_tensors(judge, fingerprint=fingerprint)
+
+
+def _judge_sample(train_set: Split, params: EvaluationParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split, or a seeded subset of ``judge.max_samples`` of it: a judge of digits needs no
+    128,000 stacked triplets to read them."""
+    images, labels = _tensors(train_set)
+    limit = params.judge.max_samples
+    if limit is None or len(images) <= limit:
+        return images, labels
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(params.judge.seed))[:limit]
+    return images[chosen.sort().values], labels[chosen.sort().values]
 
 
 def evaluate_generator(
