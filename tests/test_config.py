@@ -202,4 +202,4 @@ def test_the_stabilised_environments_set_their_stabilisers():
     assert (ring.packing, ring.lr_decay_start, ring.ema_decay) == (2, 0.4, 0.0)
     stacked = environment_parameters("stacked_mnist")
     assert (stacked.training.preset, stacked.training.packing) == ("dcgan28", 2)
-    assert stacked.evaluation.num_generated == 26000 and stacked.evaluation.judge.max_samples == 10000
+    assert stacked.evaluation.num_generated == 26000 and stacked.evaluation.judge.max_samples == 20000

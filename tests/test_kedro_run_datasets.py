@@ -71,6 +71,7 @@ def test_the_stacked_mnist_environment_counts_a_thousand_modes_on_the_digits_jud
     shipped["data_ingestion"]["sources"] = {"stacked_mnist": source}
     shipped["training"] |= {"epochs": 1, "progress_bar": False, "standing_statistics_batches": 2}
     shipped["evaluation"] |= {"num_generated": 2000, "progress_bar": False}
+    shipped["evaluation"]["judge"] |= {"epochs": 1, "max_samples": 3000}  # 9,000 digits: enough to read them
     env_file.write_text(yaml.safe_dump(shipped))
 
     result = kedro(project, "run", "--env", "stacked_mnist")
