@@ -106,8 +106,8 @@ def _judge_sample(train_set: Split, params: EvaluationParams) -> tuple[torch.Ten
     limit = params.judge.max_samples
     if limit is None or len(images) <= limit:
         return images, labels
-    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(params.judge.seed))[:limit]
-    return images[chosen.sort().values], labels[chosen.sort().values]
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(params.judge.seed))[:limit].sort()
+    return images[chosen.values], labels[chosen.values]
 
 
 def evaluate_generator(
