@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run test lint repro retrain install dev clean
+.PHONY: run test lint repro retrain install dev dag image airflow clean
 
 run: install
 	$(BIN)/kedro run
@@ -22,6 +22,28 @@ repro: dev
 # data/08_reporting/retrain_report.md. Exits 0 whether or not the challenger won.
 retrain: dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/gan-pipeline retrain $(RETRAIN_ARGS)
+
+# The Airflow DAG (pipelines/airflow/gan_pipeline_dag.py), rendered by kedro-airflow from the Kedro
+# pipelines, pipelines/airflow/dag_template.j2 and conf/base/airflow.yml: one task per stage.
+dag: dev
+	$(BIN)/kedro airflow create --pipelines __default__ --group-by namespace \
+		--jinja-file pipelines/airflow/dag_template.j2 --target-dir pipelines/airflow
+	$(BIN)/ruff format --quiet pipelines/airflow/gan_pipeline_dag.py
+
+# The image the cluster runs (Dockerfile); push it and name it in conf/base/airflow.yml.
+IMAGE ?= gan-pipeline:latest
+image:
+	docker build --build-arg GIT_COMMIT=$$(git rev-parse HEAD) -t $(IMAGE) .
+
+# Airflow 3 in a virtual environment of its own (it would change the project's resolved dependencies);
+# the tests run the DAG with it.
+AIRFLOW_VENV ?= .venv-airflow
+airflow: $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_VENV)/.installed: pipelines/airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r pipelines/airflow/requirements.txt
+	touch $@
 
 lint: dev
 	$(BIN)/ruff check .
@@ -43,4 +65,4 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns
+	rm -rf $(VENV) $(AIRFLOW_VENV) mlflow.db mlruns

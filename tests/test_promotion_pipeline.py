@@ -66,8 +66,8 @@ def runs(mlflow_server, tmp_path_factory) -> list[subprocess.CompletedProcess]:
     results = []
     for args in (
         ("run", "--params", TRAINED),
-        ("run", "--from-nodes", "train_model", "--params", UNTRAINED),
-        ("run", "--from-nodes", "train_model", "--params", f"{UNTRAINED},training.seed=1"),
+        ("run", "--from-nodes", "training.train_model", "--params", UNTRAINED),
+        ("run", "--from-nodes", "training.train_model", "--params", f"{UNTRAINED},training.seed=1"),
     ):
         results.append(kedro(project, *args, tracking_uri=mlflow_server))
         assert results[-1].returncode == 0, results[-1].stdout[-3000:] + results[-1].stderr[-3000:]

@@ -9,7 +9,14 @@ from mlflow.exceptions import MlflowException
 
 from gan_pipeline.config.base import flatten_params
 from gan_pipeline.gan.checkpoints import CheckpointRecord
-from gan_pipeline.tracking import StepMetricsLogger, logged_form, resumable_run, select_run, system_metrics_logged
+from gan_pipeline.tracking import (
+    StepMetricsLogger,
+    git_state,
+    logged_form,
+    resumable_run,
+    select_run,
+    system_metrics_logged,
+)
 from tests.settings import training_params
 
 PARAMS = {"training": {"epochs": 2, "betas": [0.5, 0.999], "speed": {"compile": "auto"}}, "evaluation": {"seed": 1}}
@@ -105,3 +112,13 @@ def test_no_system_metrics_without_a_run_or_with_a_zero_interval(mlflow_store):
         time.sleep(1)
     assert not logging
     assert not any(key.startswith("system/") for key in MlflowClient().get_run(run.info.run_id).data.metrics)
+
+
+def test_outside_git_the_commit_comes_from_the_image(tmp_path, monkeypatch):
+    """An image holds no .git: the Dockerfile's GAN_PIPELINE_GIT_COMMIT names the commit it was built from."""
+    monkeypatch.chdir(tmp_path)  # not a git work tree
+    monkeypatch.delenv("GAN_PIPELINE_GIT_COMMIT", raising=False)
+    assert git_state() == {}
+    monkeypatch.setenv("GAN_PIPELINE_GIT_COMMIT", "0123abcd")
+    assert git_state() == {"git_commit": "0123abcd"}
+    assert git_state(prefix="evaluation_") == {"evaluation_git_commit": "0123abcd"}

@@ -47,8 +47,8 @@ DECISION_DATASET = "promotion_decision"  # the gate's decision, also when it ref
 REGISTERED_DATASET = "registered_model"  # the version the evaluation registered
 MODEL_DATASET = "generator"  # a pipeline that reads it without producing it evaluates an earlier model
 RUN_RECORD_DATASET = "training_run"  # written by training: the MLflow run that trained the model
-TRAINING_NODE = "train_model"
-EVALUATION_NODE = "evaluate_generator"
+TRAINING_NODE = "training.train_model"
+EVALUATION_NODE = "evaluation.evaluate_generator"
 PARAMS_PREFIX = "params:"
 
 
@@ -63,6 +63,13 @@ def training_run_evaluated(pipeline: Pipeline, catalog: DataCatalog) -> str | No
     if MODEL_DATASET not in pipeline.inputs() or not catalog.exists(RUN_RECORD_DATASET):
         return None
     return catalog.load(RUN_RECORD_DATASET).get("run_id") or None
+
+
+def run_promoted(pipeline: Pipeline, catalog: DataCatalog) -> str | None:
+    """The run that registered the version this pipeline promotes without registering it, if recorded."""
+    if REGISTERED_DATASET not in pipeline.inputs() or not catalog.exists(REGISTERED_DATASET):
+        return None
+    return catalog.load(REGISTERED_DATASET).get("run_id") or None
 
 
 class TypedParamsMlflowHook(MlflowHook):
@@ -130,12 +137,17 @@ class ProjectHooks:
             return  # no kedro-mlflow, or an orchestrator already opened the run
         if all(name in config.tracking.disable_tracking.pipelines for name in names):
             return
+        promoted_in = run_promoted(pipeline, catalog)
+        if promoted_in is None and REGISTERED_DATASET in pipeline.inputs():
+            # The promotion stage alone goes into the run of the version it promotes; with none, nowhere.
+            config.tracking.disable_tracking.pipelines = [*config.tracking.disable_tracking.pipelines, *names]
+            return
         trains = TRAINING_NODE in {node.name for node in pipeline.nodes}
         run = select_run(
             config.tracking.experiment.name,
             logged_form(self._configured if trains else configured_sections(pipeline, self._configured)),
             interrupted=self._interrupted_training() if trains else None,
-            trained_in=training_run_evaluated(pipeline, catalog),
+            trained_in=training_run_evaluated(pipeline, catalog) or promoted_in,
         )
         if run is not None:
             config.tracking.run.id = run.info.run_id

@@ -15,14 +15,23 @@ def register_pipelines() -> dict[str, Pipeline]:
     Kedro's discovery loads only the pipelines a ``kedro run --pipeline`` asks for (the others' imports
     cost start-up time); ``stage_pipelines`` has them all.
     """
-    pipelines = find_pipelines(raise_errors=True)
+    pipelines = {name: as_stage(name, found) for name, found in find_pipelines(raise_errors=True).items()}
     pipelines[DEFAULT] = sum(pipelines.values())
     return pipelines
 
 
+def as_stage(name: str, pipeline: Pipeline) -> Pipeline:
+    """The stage's nodes in a namespace of its name, datasets unprefixed: a deployment (kedro-airflow's
+    ``--group-by namespace``) makes one task of each stage, handing data over through the catalog's files."""
+    return Pipeline(pipeline, namespace=name, prefix_datasets_with_namespace=False)
+
+
 def stage_pipelines() -> dict[str, Pipeline]:
     """Every stage's pipeline, also when ``kedro run --pipeline`` made Kedro load only the one it runs."""
-    return {name: importlib.import_module(f"{__package__}.pipelines.{name}").create_pipeline() for name in STAGES}
+    return {
+        name: as_stage(name, importlib.import_module(f"{__package__}.pipelines.{name}").create_pipeline())
+        for name in STAGES
+    }
 
 
 def upstream_pipelines(pipeline: Pipeline, stages: dict[str, Pipeline]) -> list[str]:

@@ -244,13 +244,18 @@ def system_metrics_logged(sampling_interval_s: float) -> Iterator[bool]:
         monitor.finish()
 
 
+IMAGE_COMMIT_VARIABLE = "GAN_PIPELINE_GIT_COMMIT"  # set by the Dockerfile: an image holds no .git
+
+
 def git_state(prefix: str = "") -> dict[str, str]:
-    """The commit the code ran at and whether the work tree had changes, as tags (empty outside git)."""
+    """The commit the code ran at and whether the work tree had changes, as tags; in the project's image, the
+    commit it was built from (empty where neither is known)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
         dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return {}
+        built_from = os.environ.get(IMAGE_COMMIT_VARIABLE, "")
+        return {f"{prefix}git_commit": built_from} if built_from else {}
     return {f"{prefix}git_commit": commit.strip(), f"{prefix}git_dirty": str(bool(dirty.strip())).lower()}
 
 

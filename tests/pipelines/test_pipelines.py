@@ -20,14 +20,20 @@ def test_every_stage_is_registered_and_the_default_runs_them_in_order():
     pipelines = register_pipelines()
     assert {"data_ingestion", "data_processing", "training", "evaluation", "promotion", "__default__"} <= set(pipelines)
     names = [node.name for node in pipelines["__default__"].nodes]
-    assert names.index("ingest_dataset") < names.index("split_dataset") < names.index("train_model")
-    assert names.index("train_model") < names.index("evaluate_generator") < names.index("register_generator")
-    assert names.index("register_generator") < names.index("promote_generator")
+    order = [
+        "data_ingestion.ingest_dataset",
+        "data_processing.split_dataset",
+        "training.train_model",
+        "evaluation.evaluate_generator",
+        "evaluation.register_generator",
+        "promotion.promote_generator",
+    ]
+    assert sorted(order, key=names.index) == order
 
 
 def test_only_training_nodes_carry_the_gpu_tag():
     gpu_nodes = {node.name for node in register_pipelines()["__default__"].only_nodes_with_tags("gpu").nodes}
-    assert gpu_nodes == {"train_model"}
+    assert gpu_nodes == {"training.train_model"}
 
 
 def test_processing_training_and_evaluation_run_end_to_end_on_a_runner(digits_raw, tmp_path):
@@ -61,7 +67,7 @@ def test_processing_training_and_evaluation_run_end_to_end_on_a_runner(digits_ra
 
 def test_an_unchanged_judge_is_reused_not_retrained(digits_raw, monkeypatch, tmp_path):
     pipelines = register_pipelines()
-    fit_judge_only = pipelines["data_processing"] + pipelines["evaluation"].only_nodes("fit_judge")
+    fit_judge_only = pipelines["data_processing"] + pipelines["evaluation"].only_nodes("evaluation.fit_judge")
     params = {"params:data_processing": processing_params(), "params:evaluation": evaluation_params()}
     first = _catalog(raw_dataset=digits_raw, **params)
     first["previous_judge"] = TensorsDataset(str(tmp_path / "absent.safetensors"), missing_ok=True)
