@@ -36,7 +36,14 @@ from gan_pipeline.pipelines.evaluation.nodes import evaluate_generator, fit_judg
 from gan_pipeline.pipelines.training.nodes import train_model
 
 COLUMNS = {
-    "stacked_mnist": ["modes_covered", "mode_kl", "modes_covered_real", "mode_kl_real", "judge_val_accuracy"],
+    "stacked_mnist": [
+        "modes_covered",
+        "mode_kl",
+        "channel_mode_kl",
+        "modes_covered_real",
+        "mode_kl_real",
+        "judge_val_accuracy",
+    ],
     "ring8": ["modes_covered", "high_quality_share", "mode_kl"],
     "grid25": ["modes_covered", "high_quality_share", "mode_kl"],
 }

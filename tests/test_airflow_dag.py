@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from tests.kedro_project import KEDRO, PROJECT_ROOT, copy_project, kedro, project_env
 from tests.kubernetes_schema import validate
+from tests.test_deployment import make_dag_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +112,24 @@ def test_a_pod_with_a_typod_field_fails_validation(pods):
     pod["spec"]["containers"][0]["volumeMount"] = pod["spec"]["containers"][0].pop("volumeMounts")
     with pytest.raises(ValueError, match="volumeMount"):
         validate(pod)
+
+
+def test_a_multi_gpu_training_pod_starts_one_process_per_gpu(airflow_home, tmp_path):
+    """`gpu.count: 2` in the project's airflow.yml (here conf/local's): `make dag` renders torchrun --standalone."""
+    project = copy_project(tmp_path / "project")
+    shutil.copytree(PROJECT_ROOT / "pipelines", project / "pipelines")
+    settings = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "airflow.yml").read_text())
+    settings["default"]["kubernetes"]["gpu"]["count"] = 2
+    (project / "conf" / "local" / "airflow.yml").write_text(yaml.safe_dump(settings))
+    for command in make_dag_recipe():
+        assert subprocess.run(command, cwd=project, env=project_env(), capture_output=True, check=False).returncode == 0
+    env = {**airflow_home, "GAN_PIPELINE_TASKS": "kubernetes"}
+    tasks = dag_tasks(env, project / "pipelines" / "airflow", tmp_path)["tasks"]
+    (container,) = validate(tasks["training"]["pod"]).spec.containers
+    assert container.command == ["torchrun", "--standalone", "--nproc-per-node", "2", "/opt/venv/bin/kedro"]
+    assert container.args == ["run", "--pipelines", "training"] and container.resources.limits["nvidia.com/gpu"] == "2"
+    (evaluation,) = validate(tasks["evaluation"]["pod"]).spec.containers
+    assert not evaluation.command  # the image's entry point, kedro
 
 
 def tiny_project(root: Path) -> Path:

@@ -211,6 +211,11 @@ def test_stacked_modes_count_a_thousand_modes_and_catch_a_collapsed_generator(st
     collapsed = val[:1].expand(2000, -1, -1, -1)
     scores = compute_metrics(["stacked_modes"], _inputs(judge, train, val, val_modes, collapsed))
     assert scores["modes_covered"] == 1 and scores["mode_kl"] == pytest.approx(np.log(1000))
+    # One digit in every channel: each channel's shares carry log 10, the whole of log 1,000.
+    assert scores["channel_mode_kl"] == pytest.approx(3 * np.log(10))
+    # Tied channels: each channel's digits are even, the 900 missing modes come from their dependence.
+    tied_scores = compute_metrics(["stacked_modes"], _inputs(judge, train, val, val_modes, tied))
+    assert tied_scores["channel_mode_kl"] < 0.2 < np.log(10) - 0.2 < tied_scores["mode_kl"]
 
 
 def test_mode_kl_is_zero_for_even_shares_and_log_k_for_one_mode():

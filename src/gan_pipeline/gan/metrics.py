@@ -261,12 +261,19 @@ def stacked_mode_labels(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tenso
 def stacked_modes(inputs: MetricInputs) -> dict[str, float]:
     """Stacked MNIST's protocol (Metz et al. 2017, PacGAN): a sample's mode is what the channel judge reads in
     each channel; modes covered and KL(mode histogram || uniform) of the generated samples, and of as many
-    real training samples (their floor: what the judge's own errors and the sample count leave)."""
+    real training samples (their floor: what the judge's own errors and the sample count leave).
+
+    ``channel_mode_kl`` sums each channel's KL(class shares || uniform): the part of ``mode_kl`` that uneven
+    digits explain (the rest comes from channels that depend on each other).
+    """
     generated, real, num_modes = stacked_mode_labels(inputs)
+    per_channel = inputs.generated_outputs.logits.argmax(dim=-1)[: len(generated)]
+    num_classes = inputs.judged_by.num_classes
     return {
         "modes_covered": float(len(generated.unique())),
         "num_modes": float(num_modes),
         "mode_kl": mode_kl(generated, num_modes),
+        "channel_mode_kl": sum(mode_kl(channel, num_classes) for channel in per_channel.T),
         "modes_covered_real": float(len(real.unique())),
         "mode_kl_real": mode_kl(real, num_modes),
     }
