@@ -5,7 +5,7 @@ tiny training parameters by default so that the overhead is not lost in training
 measures, side by side and from the same clean workspace:
 
     kedro run             the four pipelines in one process
-    kedro run x4          `kedro run --pipeline <name>` for each stage in turn: exactly what the stages run
+    kedro run x4          `kedro run --pipelines <name>` for each stage in turn: exactly what the stages run
     dvc repro (full)      every stage, from an empty DVC cache
     dvc repro (no-op)     nothing changed (target: under 5 s)
 
@@ -123,7 +123,7 @@ def main() -> int:
             clean(project)
             timings.setdefault("kedro run", []).append(timed(project, env, kedro, "run"))
             clean(project)
-            stages = [timed(project, env, kedro, "run", "--pipeline", stage) for stage in STAGES]
+            stages = [timed(project, env, kedro, "run", "--pipelines", stage) for stage in STAGES]
             timings.setdefault("kedro run x4", []).append((sum(s[0] for s in stages), sum(s[1] for s in stages)))
             clean(project)
             timings.setdefault("dvc repro (full)", []).append(timed(project, env, dvc, "repro"))

@@ -105,7 +105,7 @@ def test_there_is_one_stage_per_kedro_pipeline_and_it_runs_that_pipeline():
     assert set(STAGES) == set(PIPELINES)
     assert list(STAGES) == list(STAGE_ORDER)  # the order pipeline_registry runs them in
     for name, stage in STAGES.items():
-        assert stage["cmd"] == f"kedro run --pipeline {name}"
+        assert stage["cmd"] == f"kedro run --pipelines {name}"
 
 
 def test_every_output_metric_and_plot_is_a_catalog_path():

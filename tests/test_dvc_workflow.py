@@ -197,7 +197,7 @@ def hidden_override(second_repro, workspace) -> dict[str, Any]:
     local = workspace.cwd / "conf" / "local" / "parameters.yml"
     local.write_text("training:\n  epochs: 3\n")
     before = {path: path.stat().st_mtime_ns for path in (workspace.cwd / "data").rglob("*") if path.is_file()}
-    result = workspace.run(str(BIN / "kedro"), "run", "--pipeline", "training", check=False, DVC_STAGE="training")
+    result = workspace.run(str(BIN / "kedro"), "run", "--pipelines", "training", check=False, DVC_STAGE="training")
     after = {path: path.stat().st_mtime_ns for path in (workspace.cwd / "data").rglob("*") if path.is_file()}
     local.unlink()
     return {"result": result, "unchanged": before == after, "runs": len(workspace.runs())}

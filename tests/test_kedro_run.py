@@ -128,7 +128,7 @@ def test_the_registered_generator_is_the_champion_and_loads_as_pyfunc_and_torch(
 
 
 def test_a_single_pipeline_runs_once_its_inputs_exist(finished_run, project):
-    result = kedro(project, "run", "--pipeline", "data_processing")
+    result = kedro(project, "run", "--pipelines", "data_processing")
     assert result.returncode == 0, result.stderr[-3000:]
 
 

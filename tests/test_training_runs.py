@@ -70,7 +70,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     params = TINY + ",training.epochs=20"
     with (tmp_path / "killed.log").open("w") as log:
         process = subprocess.Popen(
-            [str(VENV_BIN / "kedro"), "run", "--pipeline", "training", "--params", params],
+            [str(VENV_BIN / "kedro"), "run", "--pipelines", "training", "--params", params],
             cwd=project,
             env=project_env(),
             stdout=log,
@@ -83,7 +83,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     assert not killed_at["completed"], "the run finished before it was killed; raise training.epochs"
     assert not (project / "data" / "06_models" / "generator.safetensors").exists()
 
-    result = run_kedro(project, "run", "--pipeline", "training", "--params", params)
+    result = run_kedro(project, "run", "--pipelines", "training", "--params", params)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     client, (run,) = training_runs(project)  # one MLflow run: the killed one, continued
@@ -103,7 +103,7 @@ def test_torchrun_trains_two_processes_and_only_the_main_one_writes_or_logs(tmp_
     before = project_files(tmp_path / "node1")
     params = TINY + ",training.epochs=2"
     in_own_copy = (
-        f'cd "{tmp_path}/node$RANK" && exec "{VENV_BIN / "kedro"}" run --pipeline training --params "{params}"'
+        f'cd "{tmp_path}/node$RANK" && exec "{VENV_BIN / "kedro"}" run --pipelines training --params "{params}"'
     )
     result = subprocess.run(
         [str(VENV_BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", "bash", "-c", in_own_copy],

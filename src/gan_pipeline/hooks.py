@@ -1,6 +1,6 @@
 """Project hooks: they only wire. What they call lives in ``config``, ``tracking``, ``io`` and the registry.
 
-Under ``dvc repro`` each stage is its own ``kedro run --pipeline <name>``; these hooks make the
+Under ``dvc repro`` each stage is its own ``kedro run --pipelines <name>``; these hooks make the
 stages add up to the MLflow run a single ``kedro run`` makes: the training run also records the
 parameters, data version and reports of the stages upstream of it, and the evaluation stage logs
 into the run that trained the model it evaluates.

@@ -12,7 +12,7 @@ STAGES = ("data_ingestion", "data_processing", "training", "evaluation", "promot
 def register_pipelines() -> dict[str, Pipeline]:
     """Register each stage by name; ``__default__`` is all of them, run in dependency order.
 
-    Kedro's discovery loads only the pipelines a ``kedro run --pipeline`` asks for (the others' imports
+    Kedro's discovery loads only the pipelines a ``kedro run --pipelines`` asks for (the others' imports
     cost start-up time); ``stage_pipelines`` has them all.
     """
     pipelines = {name: as_stage(name, found) for name, found in find_pipelines(raise_errors=True).items()}
@@ -27,7 +27,7 @@ def as_stage(name: str, pipeline: Pipeline) -> Pipeline:
 
 
 def stage_pipelines() -> dict[str, Pipeline]:
-    """Every stage's pipeline, also when ``kedro run --pipeline`` made Kedro load only the one it runs."""
+    """Every stage's pipeline, also when ``kedro run --pipelines`` made Kedro load only the one it runs."""
     return {
         name: as_stage(name, importlib.import_module(f"{__package__}.pipelines.{name}").create_pipeline())
         for name in STAGES
