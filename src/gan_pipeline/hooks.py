@@ -58,18 +58,21 @@ def configured_sections(pipeline: Pipeline, configured: dict[str, Any]) -> dict[
     return {name.removeprefix(PARAMS_PREFIX): configured[name.removeprefix(PARAMS_PREFIX)] for name in sorted(names)}
 
 
+def recorded_run(pipeline: Pipeline, catalog: DataCatalog, consumed: str, record: str) -> str | None:
+    """The MLflow run ``record`` names, for a pipeline that reads ``consumed`` without producing it."""
+    if consumed not in pipeline.inputs() or not catalog.exists(record):
+        return None
+    return catalog.load(record).get("run_id") or None
+
+
 def training_run_evaluated(pipeline: Pipeline, catalog: DataCatalog) -> str | None:
     """The run that trained the model this pipeline evaluates without training it, if recorded."""
-    if MODEL_DATASET not in pipeline.inputs() or not catalog.exists(RUN_RECORD_DATASET):
-        return None
-    return catalog.load(RUN_RECORD_DATASET).get("run_id") or None
+    return recorded_run(pipeline, catalog, MODEL_DATASET, RUN_RECORD_DATASET)
 
 
 def run_promoted(pipeline: Pipeline, catalog: DataCatalog) -> str | None:
     """The run that registered the version this pipeline promotes without registering it, if recorded."""
-    if REGISTERED_DATASET not in pipeline.inputs() or not catalog.exists(REGISTERED_DATASET):
-        return None
-    return catalog.load(REGISTERED_DATASET).get("run_id") or None
+    return recorded_run(pipeline, catalog, REGISTERED_DATASET, REGISTERED_DATASET)
 
 
 class TypedParamsMlflowHook(MlflowHook):
