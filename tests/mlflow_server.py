@@ -9,9 +9,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,12 @@ def running_mlflow_server(root: Path) -> Iterator[str]:
         log.close()
 
 
-def served_predictions(model_uri: str, tracking_uri: str, body: dict, workdir: Path) -> np.ndarray:
-    """POST ``body`` (JSON) to ``mlflow models serve -m model_uri`` on 127.0.0.1; the server is stopped after."""
+@contextmanager
+def served_model(model_uri: str, tracking_uri: str, workdir: Path) -> Iterator[Callable[[Any], tuple[int, Any]]]:
+    """`mlflow models serve -m model_uri` on 127.0.0.1; yields ``post(body) -> (HTTP status, parsed JSON)``.
+
+    The server is stopped (its whole process group) afterwards.
+    """
     port = free_port()
     # `mlflow models serve` execs `uvicorn` by name: the virtual environment's bin/ must be on PATH.
     path = os.pathsep.join([str(Path(MLFLOW).parent), os.environ.get("PATH", "")])
@@ -86,22 +91,35 @@ def served_predictions(model_uri: str, tracking_uri: str, body: dict, workdir: P
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+
+    def post(body: Any) -> tuple[int, Any]:
+        """POST ``body`` as JSON (a str is sent as is) to /invocations."""
+        data = body if isinstance(body, str) else json.dumps(body)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=data.encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    return np.asarray(json.load(response)["predictions"], dtype=np.float32)
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None and time.monotonic() < deadline, (workdir / "serve.log").read_text()
-                time.sleep(1)
+        while not _healthy(f"http://127.0.0.1:{port}"):
+            assert server.poll() is None and time.monotonic() < deadline, (workdir / "serve.log").read_text()
+            time.sleep(1)
+        yield post
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         log.close()
+
+
+def served_predictions(model_uri: str, tracking_uri: str, body: dict, workdir: Path) -> np.ndarray:
+    """The predictions ``mlflow models serve`` answers to one JSON ``body``."""
+    with served_model(model_uri, tracking_uri, workdir) as post:
+        status, answer = post(body)
+    assert status == 200, answer
+    return np.asarray(answer["predictions"], dtype=np.float32)

@@ -49,6 +49,36 @@ def test_generate_writes_the_raw_images_to_npz_reproducibly(invoke, model_uri, t
     assert np.array_equal(first, second)
 
 
+def test_generate_from_a_latents_file_gives_one_image_per_row_as_the_seeded_path_does(invoke, model_uri, tmp_path):
+    import torch
+
+    latents = torch.randn(3, 64, generator=torch.Generator().manual_seed(4)).numpy().astype(np.float64)
+    np.save(tmp_path / "latents.npy", latents)
+    from_file = invoke(
+        "generate", "--model", model_uri, "--latents", str(tmp_path / "latents.npy"), "--out", str(tmp_path / "a.npz")
+    )
+    seeded = invoke("generate", "--model", model_uri, "--num", "3", "--seed", "4", "--out", str(tmp_path / "b.npz"))
+    assert from_file.exit_code == seeded.exit_code == 0, from_file.output + seeded.output
+    assert "wrote 3 images" in from_file.output
+    assert np.allclose(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros(64, dtype=np.float32), "expected a float array of shape (N, latent_dim), got float32 (64,)"),
+        (np.array([{"a": 1}], dtype=object), "not a .npy array of numbers"),
+    ],
+)
+def test_generate_refuses_a_latents_file_it_cannot_use(invoke, model_uri, tmp_path, array, message):
+    np.save(tmp_path / "latents.npy", array, allow_pickle=True)
+    result = invoke(
+        "generate", "--model", model_uri, "--latents", str(tmp_path / "latents.npy"), "--out", str(tmp_path / "g.png")
+    )
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_generate_refuses_an_unknown_output_format_before_loading_anything(invoke, model_uri, tmp_path):
     result = invoke("generate", "--model", model_uri, "--out", str(tmp_path / "g.jpg"))
     assert result.exit_code == 2

@@ -10,9 +10,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
-from tests.mlflow_server import served_predictions
+from gan_pipeline.console import cli
+from tests.mlflow_server import served_model
 
 LATENT_DIM = 64  # the digits_dcgan preset the registered_generator fixture uses
 
@@ -51,6 +53,8 @@ def test_a_latent_batch_gives_one_image_per_row_matching_the_seeded_path(model):
 
     latent = torch.randn(3, LATENT_DIM, generator=torch.Generator().manual_seed(7)).numpy()
     images = model.predict(pd.DataFrame({"latent": list(latent)}))
+    as_doubles = model.predict(pd.DataFrame({"latent": list(latent.astype(np.float64))}))  # what JSON gives
+    assert np.array_equal(images, as_doubles)
     assert np.allclose(images, model.predict({"num_samples": 3, "seed": 7}), atol=1e-6)
 
 
@@ -60,6 +64,7 @@ def test_a_latent_batch_gives_one_image_per_row_matching_the_seeded_path(model):
         ({"num_samples": 0}, r"num_samples must be in \[1, 65536\], got 0"),
         (pd.DataFrame({"latent": [np.zeros(3, dtype=np.float32)]}), r"each latent vector needs 64 values"),
         (pd.DataFrame({"num_samples": [2, 3]}), r"got 2 rows and no 'latent' column"),
+        (pd.DataFrame({"n": [2]}), r"got no 'num_samples' or 'latent' column"),
     ],
 )
 def test_a_malformed_request_is_refused_with_what_to_send(model, request_body, message):
@@ -108,9 +113,33 @@ def test_the_model_loads_and_predicts_in_a_process_that_cannot_import_the_projec
 
 
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_with_images(registered_generator, champion_uri, model, tmp_path):
+def test_mlflow_models_serve_answers_plain_json_as_gan_pipeline_generate_does(
+    registered_generator, champion_uri, tmp_path
+):
+    """The REST API with JSON a curl user would write: latents as plain floats, or a count and a seed."""
     tracking_uri, _, _ = registered_generator
-    body = {"dataframe_records": [{"num_samples": 2, "seed": 5}]}
-    predictions = served_predictions(champion_uri, tracking_uri, body, tmp_path)
-    assert predictions.shape == (2, 1, 8, 8)
-    assert np.allclose(predictions, model.predict({"num_samples": 2, "seed": 5}), atol=1e-6)
+    latents = np.random.default_rng(3).standard_normal((3, LATENT_DIM)).round(6)
+    np.save(tmp_path / "latents.npy", latents)
+    generate = ["generate", "--model", champion_uri, "--tracking-uri", tracking_uri]
+    for args in (
+        ["--latents", str(tmp_path / "latents.npy"), "--out", str(tmp_path / "from_latents.npz")],
+        ["--num", "2", "--seed", "5", "--out", str(tmp_path / "from_seed.npz")],
+    ):
+        result = CliRunner().invoke(cli, [*generate, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    with served_model(champion_uri, tracking_uri, tmp_path) as post:
+        from_latents = post({"dataframe_split": {"columns": ["latent"], "data": [[row] for row in latents.tolist()]}})
+        from_seed = post({"dataframe_records": [{"num_samples": 2, "seed": 5}]})
+        malformed = [
+            post({"dataframe_records": [{"n": 2}]}),
+            post({"dataframe_split": {"columns": ["latent"], "data": [[[0.5, 0.25]]]}}),
+        ]
+    for (status, answer), expected in ((from_latents, "from_latents.npz"), (from_seed, "from_seed.npz")):
+        assert status == 200, answer
+        images = np.asarray(answer["predictions"], dtype=np.float32)
+        assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+        assert images.shape[1:] == (1, 8, 8)
+        assert np.allclose(images, np.load(tmp_path / expected)["images"], atol=1e-6)
+    for status, answer in malformed:
+        assert status == 400, answer
+        assert "num_samples" in answer["message"] and "latent" in answer["message"]

@@ -141,6 +141,20 @@ IMAGE_WRITERS: dict[str, Callable[[np.ndarray, Path, int | None, int | None], No
 }
 
 
+def read_latents(path: Path) -> np.ndarray:
+    """A 2-D float array from a .npy file, read without unpickling anything."""
+    try:
+        latents = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(f"{path}: not a .npy array of numbers ({err})", param_hint="--latents") from None
+    if latents.ndim != 2 or not np.issubdtype(latents.dtype, np.floating):
+        raise click.BadParameter(
+            f"{path}: expected a float array of shape (N, latent_dim), got {latents.dtype} {latents.shape}",
+            param_hint="--latents",
+        )
+    return latents
+
+
 @cli.command()
 @click.option(
     "--model",
@@ -150,6 +164,13 @@ IMAGE_WRITERS: dict[str, Callable[[np.ndarray, Path, int | None, int | None], No
 )
 @click.option("--num", type=click.IntRange(1, 65_536), default=64, show_default=True, help="Images to generate.")
 @click.option("--seed", type=int, default=None, help="Latent noise seed; the same seed gives the same images.")
+@click.option(
+    "--latents",
+    "latents_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A .npy file of latent vectors, one image per row (shape N x latent_dim); replaces --num and --seed.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -164,6 +185,7 @@ def generate(
     model_uri: str,
     num: int,
     seed: int | None,
+    latents_path: Path | None,
     out: Path,
     columns: int | None,
     scale: int | None,
@@ -173,14 +195,23 @@ def generate(
 ) -> None:
     """Generate images with a registered generator and write them as a PNG grid or an .npz file."""
     import mlflow
+    import pandas as pd
     from mlflow.exceptions import MlflowException
 
     writer = IMAGE_WRITERS.get(out.suffix.lower())
     if writer is None:
         raise click.BadParameter(f"{out.name}: the file must end in one of {list(IMAGE_WRITERS)}", param_hint="--out")
+    if latents_path is not None and seed is not None:
+        raise click.BadParameter("give either --latents or --seed: the latents fix the images", param_hint="--seed")
+    request = (
+        {"latent": list(read_latents(latents_path))}
+        if latents_path is not None
+        else {"num_samples": num} | ({} if seed is None else {"seed": seed})
+    )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a model of a few MB: no bars
     try:
         model = mlflow.pyfunc.load_model(model_uri, model_config={"device": device})
-        images = model.predict({"num_samples": num} | ({} if seed is None else {"seed": seed}))
+        images = model.predict(pd.DataFrame(request) if latents_path is not None else request)
     except (MlflowException, OSError) as err:
         raise click.ClickException(f"cannot generate from {model_uri} (tracking URI {tracking_uri}): {err}") from err
     writer(images, out, columns, scale)

@@ -9,7 +9,8 @@ needs no gan-pipeline install.
 Input, one of:
   - one row ``{"num_samples": N, "seed": S}``: N images from standard-normal latents drawn by a
     CPU ``torch.Generator`` seeded with S (no seed: fresh randomness);
-  - a ``latent`` column, one latent vector of length ``latent_dim`` per row.
+  - a ``latent`` column, one latent vector of length ``latent_dim`` per row (any float type: JSON
+    numbers arrive as float64; the model computes in float32).
 Output: float32 images ``(N, C, H, W)`` in [-1, 1] (vectors ``(N, D)`` for the mlp family).
 ``model_config={"device": "cuda"}`` at load time
 picks the device (default ``auto``: CUDA when available, else CPU).
@@ -66,6 +67,8 @@ class GeneratorModel(PythonModel):
             if batch.ndim != 2 or batch.shape[1] != self.latent_dim:
                 raise _invalid(f"each latent vector needs {self.latent_dim} values, got shape {batch.shape}")
             return torch.from_numpy(batch)
+        if "latent" not in model_input and "num_samples" not in model_input:
+            raise _invalid("got no 'num_samples' or 'latent' column (columns outside these three are ignored)")
         if len(model_input) != 1 or count.isna().all():
             raise _invalid(f"got {len(model_input)} rows and no 'latent' column")
         num_samples = int(count.iloc[0])

@@ -67,12 +67,16 @@ class Candidate:
 
 
 def generator_signature(sample_shape: tuple[int, ...]) -> ModelSignature:
-    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> samples."""
+    """Either ``num_samples`` (+ optional ``seed``) in one row, or one ``latent`` vector per row -> samples.
+
+    Latents are declared as doubles because JSON numbers arrive as float64, which MLflow will not narrow to
+    float32; the model casts them.
+    """
     inputs = Schema(
         [
             ColSpec("long", "num_samples", required=False),
             ColSpec("long", "seed", required=False),
-            ColSpec(Array("float"), "latent", required=False),
+            ColSpec(Array("double"), "latent", required=False),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *sample_shape))]))
