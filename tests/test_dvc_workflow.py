@@ -384,3 +384,56 @@ def test_a_second_clone_pulls_every_output_byte_for_byte_and_reruns_nothing(seco
         assert (second_clone.cwd / path).read_bytes() == (workspace.cwd / path).read_bytes(), path
     assert stages_run(second_clone.dvc("repro")) == []
     assert second_clone.dvc_json("status") == {}
+
+
+def all_artifacts(client: MlflowClient, run_id: str, folder: str | None = None) -> set[str]:
+    paths = set()
+    for item in client.list_artifacts(run_id, folder):
+        paths |= all_artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return paths
+
+
+@pytest.fixture(scope="module")
+def kedro_run_and_dvc_experiment(origin, tmp_path_factory, env) -> dict[str, Any]:
+    """In a clone of its own that registers models: a `kedro run`, then the same pipeline as a named `dvc exp run`."""
+    shell = clone(origin, tmp_path_factory.mktemp("identity") / "clone", env)
+    shell.set_params("evaluation", {"register_model": True})
+    shell.commit("register the generators")
+    shell.run(str(BIN / "kedro"), "run")
+    result = shell.dvc("exp", "run", "-n", "tiny-registered")
+    by_run = top_level_runs(shell.runs())
+    client = MlflowClient(tracking_uri=f"sqlite:///{shell.cwd / 'mlflow.db'}")
+    artifacts = {run.info.run_id: all_artifacts(client, run.info.run_id) for run in by_run}
+    head = shell.run("git", "rev-parse", "HEAD").stdout.strip()
+    return {"result": result, "runs": by_run, "artifacts": artifacts, "head": head}
+
+
+def test_a_kedro_run_and_a_dvc_experiment_have_names_a_person_tells_apart(kedro_run_and_dvc_experiment):
+    kedro_run, experiment_run = kedro_run_and_dvc_experiment["runs"]
+    assert kedro_run.info.run_name == "digits-1ep"
+    assert experiment_run.info.run_name == "tiny-registered (digits-1ep)"
+    assert "Started by `kedro run --pipelines=__default__` at commit" in kedro_run.data.tags["mlflow.note.content"]
+    assert "dvc exp apply tiny-registered" in experiment_run.data.tags["mlflow.note.content"]
+
+
+def test_the_dvc_experiment_run_records_the_experiment_name_and_its_baseline(kedro_run_and_dvc_experiment):
+    kedro_run, experiment_run = kedro_run_and_dvc_experiment["runs"]
+    assert experiment_run.data.tags["dvc.experiment"] == "tiny-registered"
+    assert experiment_run.data.tags["dvc.baseline_rev"] == kedro_run_and_dvc_experiment["head"]
+    assert "dvc.experiment" not in kedro_run.data.tags
+    commands = experiment_run.data.tags["kedro_command"].split(" && ")
+    assert commands == [f"kedro run --pipelines={stage}" for stage in ("training", "evaluation", "promotion")]
+
+
+def test_both_runs_carry_the_same_record_promotion_included(kedro_run_and_dvc_experiment):
+    kedro_run, experiment_run = kedro_run_and_dvc_experiment["runs"]
+    assert set(kedro_run.data.params) == set(experiment_run.data.params)
+    assert {key for key in kedro_run.data.params if key.startswith("promotion.")} >= {"promotion.enabled"}
+    promotion_tags = ("promotion.decision", "promotion.model_version")
+    assert [kedro_run.data.tags[key] for key in promotion_tags] == ["first_champion", "1"]
+    assert experiment_run.data.tags["promotion.model_version"] == "2"
+    assert experiment_run.data.tags["promotion.decision"] in ("promoted", "kept")
+    artifacts = kedro_run_and_dvc_experiment["artifacts"]
+    assert artifacts[kedro_run.info.run_id] == artifacts[experiment_run.info.run_id]
+    assert "promotion/promotion_decision.json" in artifacts[kedro_run.info.run_id]
+    assert set(kedro_run.data.metrics) == set(experiment_run.data.metrics)

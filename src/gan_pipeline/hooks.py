@@ -17,6 +17,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol, DataCatalog
 from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.framework.hooks import MlflowHook
+from mlflow import MlflowClient
 from pydantic import BaseModel
 
 from gan_pipeline.config.base import parameter_errors
@@ -30,9 +31,14 @@ from gan_pipeline.pretrained import inception_network, inception_weights
 from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
+    DESCRIPTION_TAG,
+    dvc_experiment_tags,
+    find_run,
     git_state,
     log_stage_record,
     logged_form,
+    run_description,
+    run_name,
     run_summary,
     select_run,
     set_tags,
@@ -50,6 +56,7 @@ RUN_RECORD_DATASET = "training_run"  # written by training: the MLflow run that 
 TRAINING_NODE = "training.train_model"
 EVALUATION_NODE = "evaluation.evaluate_generator"
 PARAMS_PREFIX = "params:"
+COMMAND_TAG = "kedro_command"  # kedro-mlflow's: the command that ran the pipeline
 
 
 def configured_sections(pipeline: Pipeline, configured: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +94,20 @@ class TypedParamsMlflowHook(MlflowHook):
     def after_context_created(self, context: KedroContext) -> None:
         super().after_context_created(context)
         self._configured = context.config_loader["parameters"]
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        """As kedro-mlflow's; a stage continuing a run adds its command to the run's instead of replacing it,
+        and the command is written with Kedro 1.x's ``--pipelines`` (kedro-mlflow writes the deprecated option)."""
+        continued = find_run(self.mlflow_config.tracking.run.id) if self.mlflow_config.tracking.run.id else None
+        earlier = continued.data.tags.get(COMMAND_TAG, "") if continued is not None else ""
+        super().before_pipeline_run(run_params, pipeline, catalog)
+        if mlflow.active_run() is None:
+            return
+        command = MlflowClient().get_run(mlflow.active_run().info.run_id).data.tags.get(COMMAND_TAG, "")
+        command = command.replace(" --pipeline=", " --pipelines=")
+        commands = earlier.split(" && ") if earlier else []
+        mlflow.set_tag(COMMAND_TAG, " && ".join(commands if command in commands else [*commands, command]))
 
     @hook_impl
     def before_node_run(self, node: Node, catalog: DataCatalog, inputs: dict[str, Any], is_async: bool) -> None:
@@ -155,6 +176,8 @@ class ProjectHooks:
         if run is not None:
             config.tracking.run.id = run.info.run_id
             config.tracking.run.name = run.info.run_name
+        elif trains and not config.tracking.run.name:
+            config.tracking.run.name = run_name(self._configured)
 
     def _interrupted_training(self) -> tuple[CheckpointRecord, dict[str, Any]] | None:
         """The unfinished checkpoint of this training, if it may resume, with this run's trajectory."""
@@ -193,9 +216,22 @@ class RunRecordHooks:
             return
         trains = RUN_RECORD_DATASET in pipeline.all_outputs()
         # The code that evaluated a model is recorded beside, not over, the code that trained it.
-        set_tags(git_state(prefix="" if trains else "evaluation_"))
+        code = git_state(prefix="" if trains else "evaluation_")
+        set_tags(code)
         if trains:
+            self._describe_run(code)
             self._log_upstream_stages(pipeline, catalog)
+
+    def _describe_run(self, code: dict[str, str]) -> None:
+        """The DVC experiment this run belongs to, if any, and a Description saying how to get back to it."""
+        experiment = dvc_experiment_tags()
+        if experiment:
+            command = f"dvc exp run -n {experiment['dvc.experiment']}"
+        elif os.environ.get("DVC_STAGE"):
+            command = "dvc repro"
+        else:
+            command = MlflowClient().get_run(self._run.info.run_id).data.tags.get(COMMAND_TAG, "kedro run")
+        set_tags({**experiment, DESCRIPTION_TAG: run_description({**code, **experiment}, command)})
 
     def _log_upstream_stages(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
         """Their parameters and their MLflow artifacts (dataset card, data profile), read from the files those

@@ -245,6 +245,42 @@ def system_metrics_logged(sampling_interval_s: float) -> Iterator[bool]:
 
 
 IMAGE_COMMIT_VARIABLE = "GAN_PIPELINE_GIT_COMMIT"  # set by the Dockerfile: an image holds no .git
+# Set by DVC for the commands of `dvc exp run`: the experiment's name and the commit it branches from.
+DVC_EXPERIMENT_VARIABLES = {"dvc.experiment": "DVC_EXP_NAME", "dvc.baseline_rev": "DVC_EXP_BASELINE_REV"}
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's Description in the MLflow UI
+
+
+def run_name(configured: dict[str, Any]) -> str:
+    """A name a person recognises in the runs table: the DVC experiment's, then the dataset, network and length
+    (``digits-12ep``, ``stacked_mnist-dcgan28-6ep``)."""
+    experiment = os.environ.get(DVC_EXPERIMENT_VARIABLES["dvc.experiment"])
+    training, dataset = configured.get("training", {}), configured.get("data_ingestion", {}).get("dataset")
+    preset = training.get("preset")  # "auto": the dataset's own network, which the dataset already names
+    summary = "-".join(
+        str(part) for part in (dataset, preset if preset != "auto" else None, f"{training.get('epochs')}ep") if part
+    )
+    return f"{experiment} ({summary})" if experiment else summary
+
+
+def dvc_experiment_tags() -> dict[str, str]:
+    """``dvc.experiment`` and ``dvc.baseline_rev`` when DVC runs this as part of an experiment, else nothing."""
+    return {tag: os.environ[variable] for tag, variable in DVC_EXPERIMENT_VARIABLES.items() if os.environ.get(variable)}
+
+
+def run_description(tags: dict[str, str], command: str) -> str:
+    """The run's Description: how it was started, on which code, and how to get its workspace back."""
+    experiment, baseline = tags.get("dvc.experiment"), tags.get("dvc.baseline_rev", "")
+    commit = tags.get("git_commit", "")
+    lines = [f"Started by `{command}`" + (f" at commit {commit[:12]}" if commit else "") + "."]
+    if tags.get("git_dirty") == "true":
+        changes = " (the experiment's parameters)" if experiment else ""
+        lines.append(f"The work tree had uncommitted changes{changes}.")
+    if experiment:
+        lines.append(
+            f"DVC experiment `{experiment}` on baseline {baseline[:12]}: `dvc exp apply {experiment}` restores its "
+            "workspace, `dvc exp show` lists it beside the others."
+        )
+    return "\n\n".join(lines)
 
 
 def git_state(prefix: str = "") -> dict[str, str]:
