@@ -7,7 +7,7 @@ from kedro.io import DataCatalog
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from gan_pipeline.hooks import ProjectHooks, configured_sections, training_run_evaluated
+from gan_pipeline.hooks import ProjectHooks, as_logged, configured_sections, training_run_evaluated
 from gan_pipeline.io import JSONDataset
 from gan_pipeline.pipeline_registry import register_pipelines, stage_pipelines, upstream_pipelines
 from gan_pipeline.promotion import PromotionRefused
@@ -138,3 +138,28 @@ def test_a_refused_promotion_writes_a_refused_decision_over_the_earlier_one(tmp_
         "challenger_version": "4",
         "champion_version": None,
     }
+
+
+def test_a_run_logs_the_source_settings_of_its_own_dataset_only():
+    configured = {
+        "data_ingestion": {
+            "dataset": "mnist",
+            "sources": {"digits": {"max_samples": None}, "mnist": {"splits": ["train"]}},
+        },
+        "training": {"epochs": 3},
+    }
+    logged = as_logged(configured)
+    assert logged["data_ingestion"]["sources"] == {"mnist": {"splits": ["train"]}}
+    assert logged["training"] == {"epochs": 3}
+    assert set(configured["data_ingestion"]["sources"]) == {"digits", "mnist"}  # the configuration is left as it was
+
+
+def test_run_names_say_the_dataset_network_and_length_or_the_dvc_experiment(monkeypatch):
+    from gan_pipeline.tracking import run_name
+
+    configured = {"data_ingestion": {"dataset": "stacked_mnist"}, "training": {"preset": "dcgan28", "epochs": 6}}
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    assert run_name(configured) == "stacked_mnist-dcgan28-6ep"
+    assert run_name({**configured, "training": {"preset": "auto", "epochs": 6}}) == "stacked_mnist-6ep"
+    monkeypatch.setenv("DVC_EXP_NAME", "wider-d")
+    assert run_name(configured) == "wider-d (stacked_mnist-dcgan28-6ep)"

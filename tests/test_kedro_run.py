@@ -37,10 +37,13 @@ def finished_run(project):
 
 
 def test_the_run_ends_by_saying_where_the_results_are(finished_run, project):
-    result, _, _ = finished_run
+    result, _, run = finished_run
     assert "Results:" in result.stdout
     assert str(project / "data" / "08_reporting" / "metrics.json") in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in result.stdout
+    run_page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"{run_page}?workflowType=machine_learning" in result.stdout
+    assert f"MLflow run   digits-2ep ({run.info.run_id}" in result.stdout
     for name in (
         "metrics.json",
         "loss_history.csv",
@@ -62,6 +65,8 @@ def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     assert not {"training", "evaluation", "data_ingestion"} & set(run.data.params)  # sections key by key only
     assert run.data.params["training.loss"] == "non_saturating"
     assert run.data.params["data_ingestion.dataset"] == "digits"
+    sources = {key.split(".")[2] for key in run.data.params if key.startswith("data_ingestion.sources.")}
+    assert sources == {"digits"}  # the settings of the dataset it ingests, not of every dataset
     assert run.data.tags["dataset"] == "digits"
     assert len(run.data.tags["git_commit"]) == 40
     for key in (
@@ -90,14 +95,17 @@ def test_the_mlflow_run_holds_figures_and_tables(finished_run):
     def listed(path):
         return {Path(a.path).name for a in client.list_artifacts(run.info.run_id, path)}
 
-    assert {"loss_history.csv", "loss_curves.png", "training_progress.png"} <= listed("training")
+    # Figures at the root: the MLflow UI's compare view shows only top-level artifacts side by side.
     assert {
-        "metrics.json",
+        "loss_curves.png",
+        "training_progress.png",
         "evaluation_samples.png",
         "class_histogram.png",
         "latent_interpolation.png",
         "nearest_neighbours.png",
-    } <= listed("evaluation")
+    } <= listed(None)
+    assert {"loss_history.csv"} <= listed("training")
+    assert {"metrics.json"} <= listed("evaluation")
     assert {"promotion_decision.json"} <= listed("promotion")
     assert {"data_profile.csv", "dataset_card.csv"} <= listed("data")
 

@@ -59,6 +59,16 @@ PARAMS_PREFIX = "params:"
 COMMAND_TAG = "kedro_command"  # kedro-mlflow's: the command that ran the pipeline
 
 
+def as_logged(configured: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as a run logs them: of the data sources, only the one of the dataset it ingests, so that
+    a digits run does not list every other dataset's settings (all are still validated)."""
+    ingestion = configured.get("data_ingestion")
+    if not isinstance(ingestion, dict) or not isinstance(ingestion.get("sources"), dict):
+        return configured
+    sources = {name: source for name, source in ingestion["sources"].items() if name == ingestion.get("dataset")}
+    return {**configured, "data_ingestion": {**ingestion, "sources": sources}}
+
+
 def configured_sections(pipeline: Pipeline, configured: dict[str, Any]) -> dict[str, Any]:
     """The parameter sections the pipeline's nodes take, as configured (before validation)."""
     names = {name for node in pipeline.nodes for name in node.inputs if name.startswith(PARAMS_PREFIX)}
@@ -93,7 +103,7 @@ class TypedParamsMlflowHook(MlflowHook):
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         super().after_context_created(context)
-        self._configured = context.config_loader["parameters"]
+        self._configured = as_logged(context.config_loader["parameters"])
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -133,8 +143,9 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)  # before Kedro's own conversion of typed parameters, with clearer messages
     def after_context_created(self, context: KedroContext) -> None:
         self._context = context
-        self._configured = context.config_loader["parameters"]
-        self._parameters = validate_parameters(self._configured)
+        configured = context.config_loader["parameters"]
+        self._parameters = validate_parameters(configured)
+        self._configured = as_logged(configured)
         stage = os.environ.get("DVC_STAGE")  # set by DVC for every stage command
         if stage:
             refuse_parameters_hidden_from_dvc(context, stage)
@@ -207,7 +218,7 @@ class RunRecordHooks:
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         self._project_path = Path(context.project_path)
-        self._configured = context.config_loader["parameters"]
+        self._configured = as_logged(context.config_loader["parameters"])
 
     @hook_impl(trylast=True)  # after kedro-mlflow has started (or resumed) the run
     def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:

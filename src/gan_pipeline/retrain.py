@@ -19,6 +19,7 @@ import yaml
 from gan_pipeline.config.base import parameters_file
 from gan_pipeline.gan.files import atomic_path
 from gan_pipeline.registry import RESCORED_PREFIX
+from gan_pipeline.tracking import ui_url
 
 REPORT_PATH = Path("data/08_reporting/retrain_report.md")
 DECISION_PATH = Path("data/08_reporting/promotion_decision.json")
@@ -186,7 +187,7 @@ STEPS: dict[str, Callable[[Retraining], None]] = {
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """A link to the run in the MLflow UI when the store is a server; otherwise how to open it."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"[{run_id}]({tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+        return f"[{run_id}]({ui_url(tracking_uri, experiment_id, run_id)})"
     return f"`{run_id}` in `{tracking_uri}` (`mlflow ui --backend-store-uri {tracking_uri}`)"
 
 

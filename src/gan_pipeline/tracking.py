@@ -309,6 +309,16 @@ def log_stage_record(params: dict[str, Any], artifacts: list[tuple[Path, str]]) 
         mlflow.log_artifact(str(path), artifact_path)
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def ui_url(server: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link into the MLflow UI that opens on the training runs: MLflow 3's UI shows an experiment in its GenAI
+    view (traces) unless the link, or the user's last choice in that browser, asks for the "Model training" one."""
+    page = f"/#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{server.rstrip('/')}{page}?workflowType=machine_learning"
+
+
 def run_summary(project_path: Path, run: Run | None) -> str:
     """Where a finished run left its results, for the last lines of ``kedro run``."""
     tracking_uri = mlflow.get_tracking_uri()
@@ -321,7 +331,12 @@ def run_summary(project_path: Path, run: Run | None) -> str:
         f"  MLflow store {tracking_uri}",
     ]
     if run is not None:
-        lines.append(f"  MLflow run   {run.info.run_id} (experiment {run.info.experiment_id})")
-    if tracking_uri.startswith("sqlite:"):
-        lines.append(f"  open the UI: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+        lines.append(f"  MLflow run   {run.info.run_name} ({run.info.run_id}, experiment {run.info.experiment_id})")
+    served = tracking_uri.startswith(("http://", "https://"))
+    if run is not None and (served or tracking_uri.startswith("sqlite:")):
+        if not served:
+            lines.append(f"  open the UI: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1, then")
+        lines.append(
+            f"  MLflow UI    {ui_url(tracking_uri if served else LOCAL_UI, run.info.experiment_id, run.info.run_id)}"
+        )
     return "\n".join(lines)
