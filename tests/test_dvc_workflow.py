@@ -356,6 +356,32 @@ def test_the_plots_compare_losses_by_step_and_show_the_sample_grids(training_exp
         assert {entry["type"] for entry in plots[image]} == {"image"}
 
 
+def test_the_plots_page_draws_the_loss_chart_with_the_network_off(training_experiment, workspace, tmp_path):
+    """`dvc plots show` writes HTML from the project's template (Vega inlined); Chromium opens it with every
+    http(s) request refused, as on a machine without a network."""
+    if shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is a dev dependency")
+    page_file = Path(
+        workspace.dvc("plots", "show", "-o", str(tmp_path / "plots")).stdout.strip().removeprefix("file://")
+    )
+    refused = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.route(re.compile(r"^https?://"), lambda route: (refused.append(route.request.url), route.abort()))
+            page.goto(page_file.as_uri())
+            chart = page.locator(".vega-embed canvas, .vega-embed svg.marks").first
+            sync_api.expect(chart).to_be_visible(timeout=30_000)
+            box = chart.bounding_box()
+            page.screenshot(path=tmp_path / "plots.png", full_page=True)
+        finally:
+            browser.close()
+    assert refused == []  # nothing was even asked of the network
+    assert box["width"] > 200 and box["height"] > 100
+
+
 def test_every_trained_model_has_its_own_run(training_experiment):
     models = top_level_runs(training_experiment["runs"])
     assert [run.data.params["training.epochs"] for run in models] == ["1", "2"]
