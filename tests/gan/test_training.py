@@ -14,6 +14,7 @@ from gan_pipeline.gan.training import (
     GANTrainer,
     TrainingDivergedError,
     learning_rate_scale,
+    sample_images,
     standing_statistics,
     train_gan,
 )
@@ -67,7 +68,8 @@ def test_g_generates_generated_batch_size_samples_per_step_against_batch_size_re
     discriminator.register_forward_pre_hook(lambda module, args: d_rows.append(len(args[0])))
     train_gan(generator, discriminator, real, config, seeded_generator(0, torch.device("cpu")))
     steps = len(real) // 16
-    # Training steps, then the standing statistics' batches: all as large as training's fake batches.
+    # Training steps, then the standing statistics' batches (once, for the last snapshot and the shipped G): all
+    # as large as training's fake batches.
     assert latent_rows == [48] * (steps + 2)
     assert d_rows == [16 + 48, 48] * steps  # D(real and fake in one batch), then D(G(z)) for G's update
 
@@ -99,6 +101,18 @@ def test_fixed_noise_snapshots_come_from_the_same_latents_each_epoch(real):
     result, _, _ = _train(real, sample_every_epochs=1)
     assert [epoch for epoch, _ in result.snapshots] == [1, 2]
     assert all(images.shape == (16, 1, 8, 8) for _, images in result.snapshots)
+
+
+def test_the_last_snapshot_is_what_the_shipped_generator_makes_of_the_fixed_latents(real):
+    """Snapshots show the generator as evaluated (the EMA with standing statistics), not the EMA's raw eval mode."""
+    config = tiny_settings(sample_every_epochs=1, ema_decay=0.999)
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    trainer = GANTrainer(generator, discriminator, real, config, seeded_generator(config.seed, torch.device("cpu")))
+    result = trainer.fit()
+    expected = sample_images(result.generator, trainer.fixed_latent)
+    assert torch.allclose(result.snapshots[-1][1], expected, atol=1e-6)
+    raw_ema = sample_images(trainer.shipped, trainer.fixed_latent)  # what the snapshots showed before
+    assert result.snapshots[-1][1].std() > 2 * raw_ema.std()  # early on the raw EMA's samples are near-flat
 
 
 def test_ema_generator_is_what_ships_when_enabled(real):

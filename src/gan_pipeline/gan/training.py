@@ -483,21 +483,29 @@ class GANTrainer:
     def fit(self) -> TrainingResult:
         """Train the remaining epochs, snapshotting the fixed noise and checkpointing between them."""
         config, state, checkpointing = self.config, self.state, self.checkpointing
+        shipped = None
         for epoch in range(state.epoch + 1, config.epochs + 1):
             self.train_epoch(epoch)
             if epoch % config.sample_every_epochs == 0 or epoch == config.epochs:
-                state.snapshots.append((epoch, sample_images(self.shipped, self.fixed_latent)))
+                shipped = self.as_shipped(epoch == config.epochs and config.progress_bar and self.distributed.is_main)
+                state.snapshots.append((epoch, sample_images(shipped, self.fixed_latent)))
             if checkpointing is not None and (epoch % checkpointing.every_epochs == 0 or epoch == config.epochs):
                 _save_checkpoint(state, checkpointing, self.distributed, epoch == config.epochs)
         self.progress.close()
-        shipped = standing_statistics(
-            self.shipped,
-            config.fakes_per_step,
-            config.standing_statistics_batches,
-            config.seed,
-            config.progress_bar and self.distributed.is_main,
-        )
+        if shipped is None:  # a finished run resumed: no epoch was left to train
+            shipped = self.as_shipped(config.progress_bar and self.distributed.is_main)
         return TrainingResult(shipped, state.history, state.snapshots, self.resumed_from)
+
+    def as_shipped(self, progress_bar: bool = False) -> nn.Module:
+        """The generator as it would be shipped (and evaluated) now: the EMA, or G, with standing statistics.
+
+        The progress snapshots sample this too, so that each shows what the evaluation would see at its epoch
+        (the raw EMA's BatchNorm statistics trail its weights, and early on its samples are flat grey).
+        """
+        config = self.config
+        return standing_statistics(
+            self.shipped, config.fakes_per_step, config.standing_statistics_batches, config.seed, progress_bar
+        )
 
 
 def train_gan(
