@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: run test lint repro retrain install dev dag image airflow clean
+.PHONY: run test lint repro retrain install dev dag image airflow exps dvc-plots-template clean
 
 run: install
 	$(BIN)/kedro run
@@ -22,6 +22,16 @@ repro: dev
 # data/08_reporting/retrain_report.md. Exits 0 whether or not the challenger won.
 retrain: dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/gan-pipeline retrain $(RETRAIN_ARGS)
+
+# DVC experiments in a terminal's width: the key metrics and the parameters that differ (a plain
+# `dvc exp show` has over a hundred columns). EXPS_ARGS: more `dvc exp show` options, e.g. "-A" or "--csv".
+KEY_COLUMNS = Experiment|frechet_distance|classes_covered|precision|recall
+exps: dev
+	$(BIN)/dvc exp show --no-pager -n 5 --only-changed --drop '(?!($(KEY_COLUMNS))$$)(?![^/]*\.[^/]*$$).*' $(EXPS_ARGS)
+
+# .dvc/plots/offline.html: DVC's plots page with Vega inlined, so `dvc plots show/diff` render offline.
+dvc-plots-template: dev
+	$(BIN)/python .dvc/plots/build_template.py
 
 # The Airflow DAG (pipelines/airflow/gan_pipeline_dag.py), rendered by kedro-airflow from the Kedro
 # pipelines, pipelines/airflow/dag_template.j2 and conf/base/airflow.yml: one task per stage.

@@ -97,8 +97,19 @@ def test_compare_lists_the_runs_with_their_registered_versions(invoke, registere
     _, name, version = registered_generator
     result = invoke("compare", "--csv", str(tmp_path / "runs.csv"))
     assert result.exit_code == 0, result.output
-    assert f"{name} v{version}" in result.output
+    header, *rows = [line for line in result.output.splitlines() if line.strip()]
+    assert name in header and "status" not in header  # the model's name said once; every run FINISHED
+    assert any(f" v{version}" in row for row in rows)
+    assert max(len(line) for line in result.output.splitlines()) <= 160
     assert (tmp_path / "runs.csv").read_text().startswith("run,name,started,status,model")
+    assert f"{name} v{version}" in (tmp_path / "runs.csv").read_text()
+
+
+def test_parameters_are_shown_by_their_shortest_distinct_names():
+    from gan_pipeline.comparison import shortest_unique_names
+
+    names = ["training.epochs", "evaluation.judge.epochs", "training.generator_lr", "data_processing.seed"]
+    assert shortest_unique_names(names) == ["training.epochs", "judge.epochs", "generator_lr", "seed"]
 
 
 def test_compare_names_the_experiments_that_exist_when_asked_for_another(invoke):

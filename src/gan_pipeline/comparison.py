@@ -6,18 +6,8 @@ from mlflow import MlflowClient
 
 from gan_pipeline.promotion import GATE_METRICS
 
-# The metrics a comparison shows by default: the gate's, then quality, diversity and memorisation.
-KEY_METRICS = (
-    *GATE_METRICS,
-    "frechet_distance_ratio",
-    "class_kl_divergence",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "judge_inception_score",
-    "nearest_train_distance_ratio",
-)
+# The metrics a comparison shows by default (few, to fit a terminal): the gate's, then balance, quality, diversity.
+KEY_METRICS = (*GATE_METRICS, "class_kl_divergence", "precision", "recall")
 
 
 def _registered_versions(client: MlflowClient, run_ids: list[str]) -> dict[str, str]:
@@ -75,3 +65,33 @@ def comparison_table(
     metric_columns = {name: runs.get(f"metrics.{name}") for name in metrics}
     measured = pd.DataFrame({name: values for name, values in metric_columns.items() if values is not None})
     return pd.concat([table, params, measured], axis=1).set_index("run")
+
+
+def shortest_unique_names(names: list[str]) -> list[str]:
+    """Dotted names cut to their shortest distinct endings: training.epochs -> epochs, unless another ends so."""
+    shortened = []
+    for name in names:
+        parts = name.split(".")
+        for start in range(len(parts) - 1, -1, -1):
+            ending = ".".join(parts[start:])
+            if sum(other == ending or other.endswith(f".{ending}") for other in names) == 1:
+                break
+        shortened.append(ending)
+    return shortened
+
+
+def for_terminal(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison narrowed for a terminal: the model's name said once (no column when none was registered),
+    the year and an all-FINISHED status left out, parameters by their shortest distinct names (the CSV keeps everything)."""
+    shown = table.copy()
+    if (shown["model"] == "").all():
+        shown = shown.drop(columns="model")
+    models = shown.get("model", pd.Series(dtype=str)).str.extract(r"^(\S+) v", expand=False).dropna().unique()
+    if len(models) == 1 and "model" in shown:
+        shown["model"] = shown["model"].str.replace(f"{models[0]} ", "", regex=False)
+        shown = shown.rename(columns={"model": models[0]})
+    shown["started"] = shown["started"].str[5:]
+    if (shown["status"] == "FINISHED").all():
+        shown = shown.drop(columns="status")
+    dotted = [column for column in shown.columns if "." in column]  # params (training.epochs); metrics are not dotted
+    return shown.rename(columns=dict(zip(dotted, shortest_unique_names(dotted), strict=True)))

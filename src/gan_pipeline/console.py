@@ -259,7 +259,7 @@ def compare(
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from gan_pipeline.comparison import KEY_METRICS, comparison_table
+    from gan_pipeline.comparison import KEY_METRICS, comparison_table, for_terminal
 
     try:
         table = comparison_table(experiment, max_runs, metrics or KEY_METRICS, all_params)
@@ -268,8 +268,8 @@ def compare(
     if table.empty:
         click.echo(f"no runs in experiment {experiment!r}")
         return
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4g}".format):
-        click.echo(table.to_string())
+    with pd.option_context("display.float_format", "{:.4g}".format):
+        click.echo(for_terminal(table).to_string(na_rep=""))
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             table.to_csv(tmp)
