@@ -82,7 +82,8 @@ def shortest_unique_names(names: list[str]) -> list[str]:
 
 def for_terminal(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison narrowed for a terminal: the model's name said once (no column when none was registered),
-    the year and an all-FINISHED status left out, parameters by their shortest distinct names (the CSV keeps everything)."""
+    the year and an all-FINISHED status left out, parameters by their shortest distinct names (the CSV keeps
+    everything)."""
     shown = table.copy()
     if (shown["model"] == "").all():
         shown = shown.drop(columns="model")
