@@ -261,6 +261,8 @@ def second_clone(deleted_outputs, workspace, env) -> Shell:
 
 def test_a_fresh_clone_reproduces_every_stage_and_writes_the_lock(first_repro, workspace):
     assert stages_run(first_repro) == STAGES
+    output = (first_repro.stdout + first_repro.stderr).lower()
+    assert "warn" not in output and "deprecat" not in output, output[-3000:]  # nothing a user cannot act on
     lock = workspace.lock()
     assert list(lock["stages"]) == STAGES
     for path in lock_outputs(lock):

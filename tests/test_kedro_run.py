@@ -58,6 +58,13 @@ def test_the_run_ends_by_saying_where_the_results_are(finished_run, project):
         assert (project / "data" / "08_reporting" / name).stat().st_size > 0
 
 
+def test_a_clean_run_prints_no_warning(finished_run):
+    """Nothing a user cannot act on: no deprecation, no MLflow type-hint advice (kedro-mlflow's model class)."""
+    result, _, _ = finished_run
+    output = result.stdout + result.stderr
+    assert "warn" not in output.lower() and "deprecat" not in output.lower(), output[-3000:]
+
+
 def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     _, client, run = finished_run
     assert run.data.params["training.epochs"] == "2"

@@ -3,6 +3,9 @@
 import warnings
 from importlib.metadata import entry_points
 
+# Imported first: it configures Kedro's logging, which captures warnings; done inside the recording below,
+# that capture would bypass it.
+import kedro.framework.project  # noqa: F401
 from omegaconf.resolvers import oc
 
 from gan_pipeline.gan.distributed import is_main_process
