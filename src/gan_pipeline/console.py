@@ -198,6 +198,8 @@ def generate(
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
+    from gan_pipeline.tracking import quiet_artifact_transfers
+
     writer = IMAGE_WRITERS.get(out.suffix.lower())
     if writer is None:
         raise click.BadParameter(f"{out.name}: the file must end in one of {list(IMAGE_WRITERS)}", param_hint="--out")
@@ -208,9 +210,9 @@ def generate(
         if latents_path is not None
         else {"num_samples": num} | ({} if seed is None else {"seed": seed})
     )
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a model of a few MB: no bars
     try:
-        model = mlflow.pyfunc.load_model(model_uri, model_config={"device": device})
+        with quiet_artifact_transfers():
+            model = mlflow.pyfunc.load_model(model_uri, model_config={"device": device})
         images = model.predict(pd.DataFrame(request) if latents_path is not None else request)
     except (MlflowException, OSError) as err:
         raise click.ClickException(f"cannot generate from {model_uri} (tracking URI {tracking_uri}): {err}") from err

@@ -30,6 +30,7 @@ from gan_pipeline.gan import networks
 from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.serialization import generator_from_tensors
 from gan_pipeline.io import read_tensors, write_tensors
+from gan_pipeline.tracking import quiet_artifact_transfers
 
 logger = logging.getLogger(__name__)
 
@@ -130,19 +131,20 @@ def log_generator(
         shutil.copyfile(networks.__file__, network_code)
         weights = Path(tmp) / "generator.safetensors"
         write_tensors(generator, weights)
-        info = Model.log(
-            None,
-            _GeneratorModel,
-            name="generator",
-            network=network,
-            python_model=PYFUNC_MODEL_FILE,
-            code_paths=[str(network_code)],
-            artifacts={"weights": str(weights)},
-            signature=generator_signature(network.arch.sample_shape),
-            input_example={"num_samples": 4, "seed": 0},
-            pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
-            model_config={"device": "auto"},
-        )
+        with quiet_artifact_transfers():  # MLflow downloads the model back to check the input example
+            info = Model.log(
+                None,
+                _GeneratorModel,
+                name="generator",
+                network=network,
+                python_model=PYFUNC_MODEL_FILE,
+                code_paths=[str(network_code)],
+                artifacts={"weights": str(weights)},
+                signature=generator_signature(network.arch.sample_shape),
+                input_example={"num_samples": 4, "seed": 0},
+                pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
+                model_config={"device": "auto"},
+            )
     logged = {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
     if not registered_model_name:
         return logged
@@ -170,7 +172,7 @@ def registered_generator(name: str, alias: str) -> tuple[str, dict[str, str], Te
         if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_artifact_transfers():
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{model_version.version}", dst_path=tmp))
         generator = read_tensors(local / "artifacts" / "generator.safetensors")
     return str(model_version.version), dict(model_version.tags), generator

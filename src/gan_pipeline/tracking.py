@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +70,10 @@ def tag_alert(key: str, message: str) -> None:
 
 
 @contextmanager
-def bounded_http(timeout_s: int, max_retries: int) -> Iterator[None]:
-    """Bound MLflow's HTTP client while inside: by default it waits 120 s per request and retries
-    7 times with exponential backoff, minutes of silence against a dead server."""
-    limits = {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    }
-    saved = {name: os.environ.get(name) for name in limits}
-    os.environ.update(limits)
+def environment_set(**variables: str) -> Iterator[None]:
+    """Set environment variables while inside (MLflow reads its settings from them at each call), then restore."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
@@ -88,6 +82,21 @@ def bounded_http(timeout_s: int, max_retries: int) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def bounded_http(timeout_s: int, max_retries: int) -> AbstractContextManager[None]:
+    """Bound MLflow's HTTP client while inside: by default it waits 120 s per request and retries
+    7 times with exponential backoff, minutes of silence against a dead server."""
+    return environment_set(
+        MLFLOW_HTTP_REQUEST_TIMEOUT=str(timeout_s),
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES=str(max_retries),
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
+    )
+
+
+def quiet_artifact_transfers() -> AbstractContextManager[None]:
+    """No progress bars for MLflow's artifact transfers while inside: a model folder of a few MB takes no time."""
+    return environment_set(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
 
 
 def select_run(
