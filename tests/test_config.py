@@ -31,7 +31,16 @@ from tests.settings import base_parameters, evaluation_params, merged
             {"training": {"architecture": {"layers": 3}}},
             r"training\.architecture: unknown architecture fields \['layers'\]",
         ),
-        ({"training": {"epoch": 3}}, r"training\.epoch: Extra inputs are not permitted"),
+        (
+            {"training": {"epoch": 3}},
+            r"training\.epoch: unknown key \(did you mean 'training\.epochs'\?\); the keys here are \['architecture'",
+        ),
+        ({"training": {"epochs": True}}, r"training\.epochs: a boolean where a number \(or a name\) is expected"),
+        ({"training": {"checkpoint": {"keep": False}}}, r"training\.checkpoint\.keep: a boolean where a number"),
+        (
+            {"training": {"checkpoint": {"evry_epochs": 3}}},
+            r"training\.checkpoint\.evry_epochs: unknown key \(did you mean 'training\.checkpoint\.every_epochs'\?\)",
+        ),
         ({"data_processing": {"validation_fraction": 1.5}}, r"data_processing\.validation_fraction"),
         (
             {"data_ingestion": {"dataset": "grid25"}, "training": {"diff_augment": ["cutout"], "preset": "mlp_2d"}},
@@ -74,9 +83,10 @@ from tests.settings import base_parameters, evaluation_params, merged
         ),
         (
             {"data_ingestion": {"sources": {"digits": {"max_sample": 10}}}},
-            r"data_ingestion\.sources\.digits\.max_sample: Extra inputs are not permitted",
+            r"data_ingestion\.sources\.digits\.max_sample: unknown key \(did you mean "
+            r"'data_ingestion\.sources\.digits\.max_samples'\?\); the keys here are \['max_samples'\]",
         ),
-        ({"trainin": {"epochs": 3}}, r"trainin: unknown section; the sections are \['data_ingestion'"),
+        ({"trainin": {"epochs": 3}}, r"trainin: unknown section \(did you mean 'training'\?\); the sections here are"),
         ({"promotion": {"frechet_distance_margin": 1.5}}, r"promotion\.frechet_distance_margin: Input should be less"),
         (
             {"evaluation": {"registered_model_name": "gan-{model}"}},

@@ -1,13 +1,15 @@
 """What every parameter section shares: strict models, errors that name the full key, dotted names."""
 
+import difflib
 import re
+import types
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from gan_pipeline.errors import UserError
 from gan_pipeline.gan.settings import SettingError
@@ -16,10 +18,27 @@ PARAM_SEP = "."  # also kedro-mlflow's `params.dict_params.sep` in conf/base/mlf
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
+def _allows_bool(annotation: Any) -> bool:
+    """Whether a field's type takes true/false (pydantic would otherwise read true as the number 1)."""
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType) or hasattr(annotation, "__metadata__"):
+        return any(_allows_bool(arg) for arg in get_args(annotation))
+    return False
+
+
 class Params(BaseModel):
-    """A parameter section: unknown keys are errors, values are frozen once validated."""
+    """A parameter section: unknown keys are errors, values are frozen once validated, and a boolean is
+    never taken for a number (``epochs: true`` would otherwise train one epoch)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and not _allows_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean where a number (or a name) is expected")
+        return value
 
 
 class ParameterError(UserError, ValueError):
@@ -69,6 +88,26 @@ def all_of(what: str, allowed: Iterable[str]) -> Callable[[Collection[str]], Col
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
 
 
+def unknown_name(what: str, name: str, known: Iterable[str], prefix: str = "") -> str:
+    """``unknown <what>``, the nearest known name (as ``prefix`` + name) if one is close, and the known names."""
+    known = sorted(known)
+    nearest = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {prefix + nearest[0]!r}?)" if nearest else ""
+    return f"unknown {what}{hint}; the {what}s here are {known}"
+
+
+def _keys_at(model: type[BaseModel], path: Iterable[Any]) -> list[str]:
+    """The keys of the (nested) model at ``path`` below ``model``; empty where the path leaves the models."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        nested = [arg for arg in (field.annotation, *get_args(field.annotation)) if field is not None]
+        models = [arg for arg in nested if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        if not models:
+            return []
+        model = models[0]
+    return list(model.model_fields)
+
+
 def parse_params(model: type[ParamsT], section: str, values: Any) -> ParamsT:
     """Validate ``values`` (the ``section`` of the parameters) or raise ``ParameterError``."""
     try:
@@ -79,9 +118,12 @@ def parse_params(model: type[ParamsT], section: str, values: Any) -> ParamsT:
             key = PARAM_SEP.join([section, *(str(part) for part in error["loc"])])
             if error["type"] == "missing":
                 problems.append(f"{key}: missing; every key is set in conf/base/parameters_*.yml")
-                continue
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {message} (got {error.get('input')!r})")
+            elif error["type"] == "extra_forbidden":
+                name, siblings = str(error["loc"][-1]), _keys_at(model, error["loc"][:-1])
+                problems.append(f"{key}: {unknown_name('key', name, siblings, key.removesuffix(name))}")
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(f"{key}: {message} (got {error.get('input')!r})")
         raise ParameterError(problems) from None
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gan_pipeline.config.base import PARAM_SEP, ParameterError, parse_params
+from gan_pipeline.config.base import PARAM_SEP, ParameterError, parse_params, unknown_name
 from gan_pipeline.config.evaluation import EvaluationParams
 from gan_pipeline.config.ingestion import IngestionParams
 from gan_pipeline.config.processing import ProcessingParams
@@ -35,7 +35,7 @@ SECTIONS = {field.name: field.type for field in fields(RunParameters)}  # sectio
 def validate_parameters(params: dict[str, Any]) -> RunParameters:
     """Parse every section, then check they fit the data; ``ParameterError`` lists every problem found."""
     unknown = sorted(set(params) - set(SECTIONS))
-    problems = [f"{name}: unknown section; the sections are {sorted(SECTIONS)}" for name in unknown]
+    problems = [f"{name}: {unknown_name('section', name, SECTIONS)}" for name in unknown]
     parsed: dict[str, Any] = {}
     for name, model in SECTIONS.items():
         try:
