@@ -15,6 +15,7 @@ from gan_pipeline.io import (
     TensorsDataset,
     atomic_path,
     read_metadata,
+    write_tensors,
 )
 from gan_pipeline.splits import DatasetRecordError, MixtureModes
 from tests.settings import split_of
@@ -107,3 +108,39 @@ def test_in_memory_output_keeps_saves_off_disk_and_reads_the_file_until_then(tmp
     assert output.load() == {"from": "this process"}
     assert json.loads(path.read_text()) == {"from": "disk"} and path.stat().st_mtime_ns == before
     assert InMemoryOutput(JSONDataset(str(tmp_path / "absent.json"))).exists() is False
+
+
+def test_written_files_get_the_permissions_of_the_umask_not_the_temporary_file_s(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_tensors(TensorFile({"w": np.zeros(3, dtype=np.float32)}), tmp_path / "weights.safetensors")
+    JSONDataset(str(tmp_path / "metrics.json")).save({"a": 1})
+    for name in ("weights.safetensors", "metrics.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_weights_of_another_network_are_refused_naming_the_file_and_the_fix(tmp_path):
+    import torch
+
+    from gan_pipeline.gan.networks import build_networks
+    from gan_pipeline.gan.presets import PRESETS
+    from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
+    from gan_pipeline.pipelines.evaluation.nodes import generator_network
+
+    generator, discriminator = build_networks(PRESETS["digits_dcgan"])
+    path = tmp_path / "generator.safetensors"
+    # The discriminator's weights under the generator's header: a valid file of the wrong network.
+    write_tensors(module_to_tensors(discriminator, architecture=architecture_metadata(generator.arch)), path)
+    with pytest.raises(
+        DatasetError,
+        match=rf"{path} does not hold the generator its header describes: \d+ weights "
+        r"missing .*Rerun the training \(kedro run --pipelines training\)",
+    ) as err:
+        generator_network(TensorsDataset(str(path)).load())
+    assert user_error_in(err.value) is err.value
+    write_tensors(module_to_tensors(torch.nn.Linear(2, 2)), path)  # no architecture at all
+    with pytest.raises(DatasetError, match=rf"{path} has no architecture in its header"):
+        generator_network(TensorsDataset(str(path)).load())

@@ -93,7 +93,7 @@ def read_tensors(path: Path) -> TensorFile:
         raise UnreadableFileError(
             f"{path} is not a readable safetensors file ({err}); delete it and rerun the stage that writes it"
         ) from err
-    return TensorFile(arrays, metadata)
+    return TensorFile(arrays, metadata, origin=str(path))
 
 
 def write_tensors(tensors: TensorFile, target: Path) -> None:

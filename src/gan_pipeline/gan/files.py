@@ -21,9 +21,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
     try:
         yield tmp
+        # mkstemp makes 0600 files, and some writers (safetensors) recreate the file: give the result the
+        # permissions any new file gets under the umask, as the writer would without the temporary path.
+        tmp.chmod(0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -35,3 +37,4 @@ class TensorFile:
 
     arrays: dict[str, np.ndarray]
     metadata: dict[str, str] = field(default_factory=dict)
+    origin: str = field(default="", compare=False)  # the file it was read from, for error messages

@@ -30,7 +30,23 @@ def architecture_metadata(arch: AnyArchitecture) -> str:
     return json.dumps(arch.to_dict())
 
 
+class WeightsError(ValueError):
+    """Weights that do not rebuild a generator: another network's file, or one without its architecture."""
+
+
 def generator_from_tensors(tensors: TensorFile) -> nn.Module:
     """Rebuild a generator, in eval mode, from a weights file written by ``module_to_tensors``."""
-    arch = architecture_from_dict(json.loads(tensors.metadata["architecture"]))
-    return load_state(build_generator(arch), tensors).eval()
+    if "architecture" not in tensors.metadata:
+        raise WeightsError("has no architecture in its header: it is not a generator's weights file")
+    generator = build_generator(architecture_from_dict(json.loads(tensors.metadata["architecture"])))
+    expected = {name: tuple(value.shape) for name, value in generator.state_dict().items()}
+    found = {name: tuple(np.shape(value)) for name, value in tensors.arrays.items()}
+    if expected != found:
+        missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+        reshaped = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
+        raise WeightsError(
+            "does not hold the generator its header describes: "
+            f"{len(missing)} weights missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
+            f"{len(reshaped)} of another shape {reshaped[:3]}"
+        )
+    return load_state(generator, tensors).eval()

@@ -30,8 +30,9 @@ from gan_pipeline.gan.metrics import (
     stacked_mode_labels,
 )
 from gan_pipeline.gan.runtime import resolve_device
-from gan_pipeline.gan.serialization import generator_from_tensors
+from gan_pipeline.gan.serialization import WeightsError, generator_from_tensors
 from gan_pipeline.gan.training import sample_images
+from gan_pipeline.io import UnreadableFileError
 from gan_pipeline.plots import (
     class_histogram_figure,
     interpolation_strip_figure,
@@ -110,13 +111,24 @@ def _judge_sample(train_set: Split, params: EvaluationParams) -> tuple[torch.Ten
     return images[chosen.values], labels[chosen.values]
 
 
+def generator_network(tensors: TensorFile) -> torch.nn.Module:
+    """The generator a weights file rebuilds; another network's file is refused naming the file and the fix."""
+    try:
+        return generator_from_tensors(tensors)
+    except WeightsError as err:
+        raise UnreadableFileError(
+            f"{tensors.origin or 'the generator weights'} {err}. Rerun the training (kedro run --pipelines "
+            "training), or restore the file the pipeline wrote (dvc checkout)"
+        ) from err
+
+
 def evaluate_generator(
     generator: TensorFile, judge: TensorFile, train_set: Split, validation_set: Split, params: EvaluationParams
 ) -> dict[str, Any]:
     """Score generated samples against the real splits; log the metrics; draw the evaluation figures."""
     with parameter_errors("evaluation"):
         device = resolve_device(params.device)
-        net = generator_from_tensors(generator).to(device)
+        net = generator_network(generator).to(device)
         rng = torch.Generator(device=device).manual_seed(params.seed)
         if is_vector_data(train_set):
             return evaluate_mode_coverage(net, train_set, validation_set, params, rng)
@@ -290,7 +302,7 @@ def rescore_champion(
     with parameter_errors("evaluation"):
         device = resolve_device(params.device)
     try:
-        net = generator_from_tensors(generator).to(device)
+        net = generator_network(generator).to(device)
     except (KeyError, ValueError, RuntimeError) as err:
         logger.warning("Cannot rebuild champion version %s with this code to rescore it: %s", version, err)
         return {}
