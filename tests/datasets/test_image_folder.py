@@ -184,3 +184,48 @@ def test_the_card_digest_changes_when_an_image_changes(tmp_path: Path) -> None:
     save_image(image, colour=10)
 
     assert load(tmp_path / "images").card["content_sha256"] != before
+
+
+@pytest.mark.parametrize("layout", ["file", "class folder", "file in a class folder"])
+def test_symbolic_links_out_of_the_folder_are_refused_by_name(tmp_path: Path, layout: str) -> None:
+    outside = save_image(tmp_path / "elsewhere" / "secret.png")
+    root = tmp_path / "images"
+    if layout == "file":
+        save_image(root / "a.png")
+        (root / "escape.png").symlink_to(outside)
+    elif layout == "class folder":
+        save_image(root / "cat" / "a.png")
+        (root / "dog").symlink_to(outside.parent, target_is_directory=True)
+    else:
+        save_image(root / "cat" / "a.png")
+        (root / "cat" / "escape.png").symlink_to(outside)
+
+    with pytest.raises(ImageFolderError, match=r"1 entries of .* are symbolic links to outside it \(.*-> .*elsewhere"):
+        load(root)
+
+
+def test_links_that_stay_inside_the_folder_are_followed(tmp_path: Path) -> None:
+    image = save_image(tmp_path / "images" / "cat" / "a.png")
+    (tmp_path / "images" / "cat" / "again.png").symlink_to(image)
+
+    assert load(tmp_path / "images").labels.tolist() == [0, 0]
+
+
+def test_16_bit_greyscale_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
+    ramp = np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "deep" / "ramp.png")
+    assert Image.open(tmp_path / "deep" / "ramp.png").mode.startswith("I")
+
+    pixels = load(tmp_path / "deep").samples[0, 0].astype(int)
+
+    assert abs(pixels - np.round(ramp / 257)).max() <= 1
+    assert (pixels == 255).mean() < 0.01  # Pillow's own conversion left a quarter of them at white
+
+
+def test_the_card_counts_the_images_of_each_class(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        save_image(tmp_path / "images" / "cat" / name)
+    save_image(tmp_path / "images" / "dog" / "c.png")
+
+    assert load(tmp_path / "images").card["images_per_class"] == "cat:2,dog:1"

@@ -139,6 +139,7 @@ def load_image_folder(options: ImageFolderOptions, raw_dir: Path) -> RawDataset:
             "image_size": side,
             "channels": channels,
             "fit": options.fit,
+            "images_per_class": ",".join(f"{name}:{labels.count(label)}" for label, name in enumerate(class_names)),
             "content_sha256": content.hexdigest(),
             "pillow_version": PIL.__version__,
         },
@@ -153,6 +154,7 @@ def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
             f"all in the folder itself) or set {option_key('image_folder', 'path')} to where they are"
         )
     entries = sorted(visible(root.iterdir(), root))
+    refuse_links_out_of(root, entries)
     class_dirs = [entry for entry in entries if entry.is_dir()]
     top_files = [entry for entry in entries if entry.is_file()]
     if not class_dirs:
@@ -165,12 +167,26 @@ def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
             f"{root} has class sub-folders and also files outside them ({names}): move each file into its class folder"
         )
     per_class = [sorted(path for path in visible(folder.rglob("*"), folder) if path.is_file()) for folder in class_dirs]
+    refuse_links_out_of(root, [path for members in per_class for path in members])
     empty = [folder.name for folder, members in zip(class_dirs, per_class, strict=True) if not members]
     if empty:
         raise ImageFolderError(f"class folders {empty} in {root} hold no images: add images or remove them")
     files = [path for members in per_class for path in members]
     labels = [label for label, members in enumerate(per_class) for _ in members]
     return files, labels, [folder.name for folder in class_dirs]
+
+
+def refuse_links_out_of(root: Path, paths: list[Path]) -> None:
+    """Nothing is read from outside the folder a user named: links that resolve out of it are refused, by name
+    (links that stay inside it are followed)."""
+    inside = root.resolve()
+    escaping = [path for path in paths if not path.resolve().is_relative_to(inside)]
+    if escaping:
+        listed = ", ".join(f"{path.relative_to(root)} -> {path.resolve()}" for path in escaping[:MAX_LISTED])
+        raise ImageFolderError(
+            f"{len(escaping)} entries of {root} are symbolic links to outside it ({listed}): nothing is read from "
+            "outside the image folder. Copy those images into it, or remove the links"
+        )
 
 
 def visible(paths: Iterable[Path], root: Path) -> Iterator[Path]:
@@ -188,12 +204,20 @@ def decode_image(data: bytes, size: int, channels: int, fit: str) -> np.ndarray:
         if image.format not in FORMATS:
             raise ValueError(f"is {image.format}, expected one of {sorted(FORMATS)}")
         image.load()
-        flat = flattened(image).convert(PIL_MODES[channels])
+        flat = flattened(eight_bit(image)).convert(PIL_MODES[channels])
         if fit == "crop":
             square = ImageOps.fit(flat, (size, size), Image.Resampling.LANCZOS)
         else:
             square = flat.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(square, dtype=np.uint8).reshape(size, size, channels).transpose(2, 0, 1)
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled to 8 bits; Pillow's own conversion clips every value above 255 to white."""
+    if image.mode not in ("I;16", "I;16L", "I;16B", "I"):
+        return image
+    values = np.asarray(image, dtype=np.int64)
+    return Image.fromarray(np.clip(np.round(values / 257), 0, 255).astype(np.uint8), mode="L")
 
 
 def flattened(image: Image.Image) -> Image.Image:
