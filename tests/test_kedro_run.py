@@ -65,6 +65,25 @@ def test_a_clean_run_prints_no_warning(finished_run):
     assert "warn" not in output.lower() and "deprecat" not in output.lower(), output[-3000:]
 
 
+def test_an_unreachable_tracking_server_stops_the_run_in_seconds_with_one_message(finished_run, project):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    before = {path: path.stat().st_mtime_ns for path in (project / "data").rglob("*") if path.is_file()}
+    started = time.monotonic()
+    result = kedro(project, "run", "--pipelines", "training", tracking_uri=dead)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and elapsed < 30, (elapsed, output[-2000:])
+    assert f"the MLflow tracking server {dead} does not answer" in output
+    assert f"curl {dead}/health" in output and "unset MLFLOW_TRACKING_URI" in output
+    assert "Traceback" not in output
+    assert before == {path: path.stat().st_mtime_ns for path in (project / "data").rglob("*") if path.is_file()}
+
+
 def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     _, client, run = finished_run
     assert run.data.params["training.epochs"] == "2"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from kedro.config import MissingConfigException
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol, DataCatalog
@@ -32,6 +33,8 @@ from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
     DESCRIPTION_TAG,
+    bound_tracking_requests,
+    check_tracking_server,
     dvc_experiment_tags,
     find_run,
     git_state,
@@ -57,6 +60,14 @@ TRAINING_NODE = "training.train_model"
 EVALUATION_NODE = "evaluation.evaluate_generator"
 PARAMS_PREFIX = "params:"
 COMMAND_TAG = "kedro_command"  # kedro-mlflow's: the command that ran the pipeline
+
+
+def tracking_uri(context: KedroContext) -> str:
+    """The tracking URI mlflow.yml sets (``$MLFLOW_TRACKING_URI`` by default), read before kedro-mlflow uses it."""
+    try:
+        return str(context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] or "")
+    except (KeyError, TypeError, MissingConfigException):
+        return ""
 
 
 def as_logged(configured: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +160,10 @@ class ProjectHooks:
         stage = os.environ.get("DVC_STAGE")  # set by DVC for every stage command
         if stage:
             refuse_parameters_hidden_from_dvc(context, stage)
+        if is_main_process():  # the only process that talks to MLflow
+            promotion = self._parameters.promotion
+            bound_tracking_requests(promotion.request_timeout_s, promotion.max_retries)
+            check_tracking_server(tracking_uri(context))
 
     @hook_impl
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:

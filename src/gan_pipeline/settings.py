@@ -48,4 +48,6 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
     # An environment (conf/mnist, ...) overrides single keys, not whole parameter sections.
     "merge_strategy": {"parameters": "soft"},
+    # kedro-mlflow's pattern, declared here so that the hooks can read the tracking URI before kedro-mlflow starts.
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }

@@ -23,6 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from gan_pipeline.config.base import flatten_params
+from gan_pipeline.errors import UserError
 from gan_pipeline.gan.checkpoints import CheckpointRecord
 from gan_pipeline.splits import DatasetRecord
 
@@ -92,6 +93,38 @@ def bounded_http(timeout_s: int, max_retries: int) -> AbstractContextManager[Non
         MLFLOW_HTTP_REQUEST_MAX_RETRIES=str(max_retries),
         MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
     )
+
+
+class TrackingUnreachable(UserError):
+    """The tracking server does not answer; nothing was done."""
+
+
+def bound_tracking_requests(timeout_s: int, max_retries: int) -> None:
+    """Bound every request this process makes to the tracking server (unless the environment already does):
+    by default MLflow waits 120 s per request and retries 7 times, minutes of silence against a dead server."""
+    for name, value in {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }.items():
+        os.environ.setdefault(name, value)
+
+
+def check_tracking_server(tracking_uri: str) -> None:
+    """Fail before any work when a tracking server (an http(s) URI) does not answer; local stores need no check."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    timeout_s = int(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"))
+    try:
+        with bounded_http(timeout_s, max_retries=1):  # a dead server is known in seconds, a blip is retried once
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except (MlflowException, OSError) as err:
+        reason = str(getattr(err, "message", err)).splitlines()[0][:300]
+        raise TrackingUnreachable(
+            f"the MLflow tracking server {tracking_uri} does not answer ({reason}). Check that it runs: "
+            f"curl {tracking_uri.rstrip('/')}/health; or log to the project's local store instead: unset "
+            "MLFLOW_TRACKING_URI (sqlite:///mlflow.db)"
+        ) from None
 
 
 def quiet_artifact_transfers() -> AbstractContextManager[None]:

@@ -30,6 +30,10 @@ def architecture_metadata(arch: AnyArchitecture) -> str:
     return json.dumps(arch.to_dict())
 
 
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(size for size in shape if size != 1)
+
+
 class WeightsError(ValueError):
     """Weights that do not rebuild a generator: another network's file, or one without its architecture."""
 
@@ -39,8 +43,9 @@ def generator_from_tensors(tensors: TensorFile) -> nn.Module:
     if "architecture" not in tensors.metadata:
         raise WeightsError("has no architecture in its header: it is not a generator's weights file")
     generator = build_generator(architecture_from_dict(json.loads(tensors.metadata["architecture"])))
-    expected = {name: tuple(value.shape) for name, value in generator.state_dict().items()}
-    found = {name: tuple(np.shape(value)) for name, value in tensors.arrays.items()}
+    # Shapes without their 1s: a counter saved as a 0-d array may come back as shape (1,).
+    expected = {name: _squeezed(value.shape) for name, value in generator.state_dict().items()}
+    found = {name: _squeezed(np.shape(value)) for name, value in tensors.arrays.items()}
     if expected != found:
         missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
         reshaped = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
