@@ -84,6 +84,26 @@ def test_an_unreachable_tracking_server_stops_the_run_in_seconds_with_one_messag
     assert before == {path: path.stat().st_mtime_ns for path in (project / "data").rglob("*") if path.is_file()}
 
 
+def test_a_failed_reevaluation_leaves_the_finished_run_as_it_was(finished_run, project):
+    _, client, run = finished_run
+    from gan_pipeline.gan.files import TensorFile
+    from gan_pipeline.io import read_tensors, write_tensors
+
+    generator = project / "data" / "06_models" / "generator.safetensors"
+    weights = generator.read_bytes()
+    # A valid file with the generator's header but other weights: it fails inside the evaluation, in the run.
+    header = read_tensors(generator).metadata
+    write_tensors(TensorFile({"other": np.zeros(3, dtype=np.float32)}, header), generator)
+    try:  # the training run's own parameters: the evaluation continues that run, not a child of it
+        result = kedro(project, "run", "--pipelines", "evaluation", "--params", TINY)
+    finally:
+        generator.write_bytes(weights)
+    assert result.returncode == 1 and "does not hold the generator" in result.stderr
+    after = client.get_run(run.info.run_id)
+    assert (after.info.status, after.info.end_time) == ("FINISHED", run.info.end_time)
+    assert "does not hold the generator" in after.data.tags["failed_rerun"]
+
+
 def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     _, client, run = finished_run
     assert run.data.params["training.epochs"] == "2"

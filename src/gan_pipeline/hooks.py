@@ -150,6 +150,7 @@ class ProjectHooks:
         self._context: KedroContext | None = None
         self._parameters: RunParameters | None = None
         self._configured: dict[str, Any] = {}
+        self._finished_run: mlflow.entities.Run | None = None  # the finished run this pipeline continues
 
     @hook_impl(tryfirst=True)  # before Kedro's own conversion of typed parameters, with clearer messages
     def after_context_created(self, context: KedroContext) -> None:
@@ -202,8 +203,22 @@ class ProjectHooks:
         if run is not None:
             config.tracking.run.id = run.info.run_id
             config.tracking.run.name = run.info.run_name
+            if run.info.status == "FINISHED":
+                self._finished_run = run
         elif trains and not config.tracking.run.name:
             config.tracking.run.name = run_name(self._configured)
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has ended the run as FAILED
+    def on_pipeline_error(self, error: Exception) -> None:
+        """A stage that fails in a run an earlier stage finished (a re-evaluation of a corrupt file, say) leaves that
+        run as it was, FINISHED at its end time; the failure is kept as a tag, and the error is reported."""
+        run, self._finished_run = self._finished_run, None
+        if run is None or not is_main_process():
+            return
+        client = MlflowClient()
+        client.set_terminated(run.info.run_id, status="FINISHED", end_time=run.info.end_time)
+        failure = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        client.set_tag(run.info.run_id, "failed_rerun", failure)
 
     def _interrupted_training(self) -> tuple[CheckpointRecord, dict[str, Any]] | None:
         """The unfinished checkpoint of this training, if it may resume, with this run's trajectory."""
