@@ -104,6 +104,38 @@ def test_a_failed_reevaluation_leaves_the_finished_run_as_it_was(finished_run, p
     assert "does not hold the generator" in after.data.tags["failed_rerun"]
 
 
+def test_a_second_run_in_the_same_folder_is_refused_naming_the_first_until_it_dies(finished_run, project):
+    import signal
+    import sys
+    import time
+
+    holder = subprocess.Popen(  # a run holding the folder's lock, as a training would
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from gan_pipeline.project_lock import "
+            "RunLock; lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(600)",
+            str(project),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        runs_before = len(finished_run[1].search_runs([finished_run[2].info.experiment_id]))
+        refused = kedro(project, "run", "--pipelines", "data_ingestion")
+        assert refused.returncode == 1
+        assert f"another run is using the project folder {project}: pid {holder.pid}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert len(finished_run[1].search_runs([finished_run[2].info.experiment_id])) == runs_before
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: the kernel drops the lock, the file stays
+        holder.wait()
+    time.sleep(0.1)
+    assert (project / ".gan-pipeline-run.lock").exists()
+    assert kedro(project, "run", "--pipelines", "data_ingestion").returncode == 0
+
+
 def test_the_mlflow_run_holds_flat_params_tags_and_metrics(finished_run):
     _, client, run = finished_run
     assert run.data.params["training.epochs"] == "2"

@@ -29,6 +29,7 @@ from gan_pipeline.io import keep_outputs_in_memory, read_metadata
 from gan_pipeline.pipeline_registry import DEFAULT, stage_pipelines, upstream_pipelines
 from gan_pipeline.pipelines.promotion.nodes import refused_decision
 from gan_pipeline.pretrained import inception_network, inception_weights
+from gan_pipeline.project_lock import RunLock
 from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
@@ -151,6 +152,7 @@ class ProjectHooks:
         self._parameters: RunParameters | None = None
         self._configured: dict[str, Any] = {}
         self._finished_run: mlflow.entities.Run | None = None  # the finished run this pipeline continues
+        self._lock: RunLock | None = None
 
     @hook_impl(tryfirst=True)  # before Kedro's own conversion of typed parameters, with clearer messages
     def after_context_created(self, context: KedroContext) -> None:
@@ -179,6 +181,9 @@ class ProjectHooks:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow starts a run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        if is_main_process():  # the one process that writes files; released when the run ends, however it ends
+            self._lock = RunLock(Path(self._context.project_path))
+            self._lock.acquire()
         if self._parameters.evaluation.inception and EVALUATION_NODE in {node.name for node in pipeline.nodes}:
             # Before any work: download the weights, or stop; and refuse a file that is not Inception-v3's.
             inception_network(inception_weights(self._parameters.evaluation.inception_weights))
@@ -212,6 +217,7 @@ class ProjectHooks:
     def on_pipeline_error(self, error: Exception) -> None:
         """A stage that fails in a run an earlier stage finished (a re-evaluation of a corrupt file, say) leaves that
         run as it was, FINISHED at its end time; the failure is kept as a tag, and the error is reported."""
+        self._release_lock()
         run, self._finished_run = self._finished_run, None
         if run is None or not is_main_process():
             return
@@ -219,6 +225,15 @@ class ProjectHooks:
         client.set_terminated(run.info.run_id, status="FINISHED", end_time=run.info.end_time)
         failure = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         client.set_tag(run.info.run_id, "failed_rerun", failure)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _interrupted_training(self) -> tuple[CheckpointRecord, dict[str, Any]] | None:
         """The unfinished checkpoint of this training, if it may resume, with this run's trajectory."""
