@@ -96,6 +96,49 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     assert json.loads((project / RECORD).read_text())["completed"] is True
 
 
+def start_training(project: Path, params: str, log: Path) -> subprocess.Popen:
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [str(VENV_BIN / "kedro"), "run", "--pipelines", "training", "--params", params],
+            cwd=project,
+            env=project_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_killed_with_a_resumable_checkpoint(tmp_path, digits_raw, stop):
+    project = prepared_project(tmp_path / "project", digits_raw)
+    process = start_training(project, TINY + ",training.epochs=40", tmp_path / "stopped.log")
+    wait_for_a_checkpoint(project, process)
+    process.send_signal(stop)
+    assert process.wait(timeout=120) == 130
+    output = (tmp_path / "stopped.log").read_text()
+    assert "Interrupted" in output and "ends as KILLED" in output
+    _, (run,) = training_runs(project)
+    assert run.info.status == "KILLED"  # not FINISHED, as MLflow's own exit handler would have it
+    assert json.loads((project / RECORD).read_text())["completed"] is False  # the next run resumes from it
+
+
+def test_a_run_left_running_by_a_killed_process_is_ended_as_killed_by_the_next_run(tmp_path, digits_raw):
+    project = prepared_project(tmp_path / "project", digits_raw)
+    process = start_training(project, TINY + ",training.epochs=40", tmp_path / "killed.log")
+    wait_for_a_checkpoint(project, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    _, (stale,) = training_runs(project)
+    assert stale.info.status == "RUNNING"
+    # Another training, not a resume of the killed one, opens its own run.
+    params = TINY + ",training.epochs=1,training.resume=never"
+    result = run_kedro(project, "run", "--pipelines", "training", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    _, runs = training_runs(project)
+    statuses = {run.info.run_id: run.info.status for run in runs}
+    assert statuses.pop(stale.info.run_id) == "KILLED"
+    assert list(statuses.values()) == ["FINISHED"]
+
+
 def test_torchrun_trains_two_processes_and_only_the_main_one_writes_or_logs(tmp_path, digits_raw):
     """Each process runs in its own project copy, as on two machines without shared storage."""
     for rank in (0, 1):

@@ -39,9 +39,19 @@ def user_error_message(error: UserError) -> str:
 
 @contextmanager
 def reported_user_errors() -> Iterator[None]:
-    """Print a ``UserError`` raised inside as its message alone and exit 1; let anything else through."""
+    """Print a ``UserError`` raised inside as its message alone and exit 1, an interruption (Ctrl-C, SIGTERM) as
+    one line and exit 130; let anything else through."""
     try:
         yield
+    except KeyboardInterrupt as interrupt:
+        how = str(interrupt) or "stopped by Ctrl-C"
+        print(
+            f"Interrupted ({how}): the MLflow run ends as KILLED; run the same command again to resume from the "
+            "last checkpoint.",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None
     except Exception as error:
         found = user_error_in(error)
         if found is None or tracebacks_wanted():

@@ -6,8 +6,10 @@ parameters, data version and reports of the stages upstream of it, and the evalu
 into the run that trained the model it evaluates.
 """
 
+import contextlib
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,13 @@ from gan_pipeline.promotion import PromotionRefused
 from gan_pipeline.splits import DatasetRecord
 from gan_pipeline.tracking import (
     DESCRIPTION_TAG,
+    PROCESS_TAG,
     bound_tracking_requests,
     check_tracking_server,
+    completed,
     dvc_experiment_tags,
+    end_as_killed_at_exit,
+    end_runs_of_dead_processes,
     find_run,
     git_state,
     log_stage_record,
@@ -47,6 +53,7 @@ from gan_pipeline.tracking import (
     select_run,
     set_tags,
     tag_data_version,
+    this_process,
 )
 from gan_pipeline.versioning import dvc_file_hash, refuse_parameters_hidden_from_dvc
 
@@ -61,6 +68,17 @@ TRAINING_NODE = "training.train_model"
 EVALUATION_NODE = "evaluation.evaluate_generator"
 PARAMS_PREFIX = "params:"
 COMMAND_TAG = "kedro_command"  # kedro-mlflow's: the command that ran the pipeline
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (what CI cancels and Kubernetes send) stops the run as Ctrl-C does, so that it ends as KILLED
+    and its checkpoint stays resumable, instead of the process vanishing with its MLflow run RUNNING."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def tracking_uri(context: KedroContext) -> str:
@@ -184,6 +202,7 @@ class ProjectHooks:
         if is_main_process():  # the one process that writes files; released when the run ends, however it ends
             self._lock = RunLock(Path(self._context.project_path))
             self._lock.acquire()
+            interrupt_on_sigterm()
         if self._parameters.evaluation.inception and EVALUATION_NODE in {node.name for node in pipeline.nodes}:
             # Before any work: download the weights, or stop; and refuse a file that is not Inception-v3's.
             inception_network(inception_weights(self._parameters.evaluation.inception_weights))
@@ -193,6 +212,7 @@ class ProjectHooks:
             return  # no kedro-mlflow, or an orchestrator already opened the run
         if all(name in config.tracking.disable_tracking.pipelines for name in names):
             return
+        end_runs_of_dead_processes(config.tracking.experiment.name)
         promoted_in = run_promoted(pipeline, catalog)
         if promoted_in is None and REGISTERED_DATASET in pipeline.inputs():
             # The promotion stage alone goes into the run of the version it promotes; with none, nowhere.
@@ -270,6 +290,8 @@ class RunRecordHooks:
         self._run = mlflow.active_run()
         if self._run is None:
             return
+        set_tags({PROCESS_TAG: this_process()})
+        end_as_killed_at_exit(self._run.info.run_id)
         trains = RUN_RECORD_DATASET in pipeline.all_outputs()
         # The code that evaluated a model is recorded beside, not over, the code that trained it.
         code = git_state(prefix="" if trains else "evaluation_")
@@ -321,5 +343,7 @@ class RunRecordHooks:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
+        if self._run is not None:
+            completed(self._run.info.run_id)
         if is_main_process():
             print(run_summary(self._project_path, self._run))

@@ -5,9 +5,11 @@ Every function used by nodes is a no-op when no MLflow run is active, so nodes a
 bare ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
+import atexit
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -58,6 +60,64 @@ class StepMetricsLogger:
         pending, self.pending = self.pending, []
         for operation in pending:
             operation.wait()
+
+
+PROCESS_TAG = "process"  # host:pid of the process that logs into the run
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def end_runs_of_dead_processes(experiment_name: str) -> list[str]:
+    """End as KILLED the experiment's RUNNING runs whose process, on this host, is gone (``kill -9``, a power
+    cut): MLflow would show them running forever. Runs of other hosts are left alone: their processes cannot
+    be seen from here."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    host, ended = socket.gethostname(), []
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+        owner_host, _, pid = run.data.tags.get(PROCESS_TAG, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            ended.append(run.info.run_id)
+            logger.warning(
+                "MLflow run %s was left RUNNING by process %s, which is gone: ended as KILLED", run.info.run_id, pid
+            )
+    return ended
+
+
+_UNFINISHED_RUNS: set[str] = set()  # runs this process started or continued and has not completed
+
+
+def end_as_killed_at_exit(run_id: str) -> None:
+    """If the process exits before ``completed(run_id)`` (Ctrl-C, SIGTERM), end the run as KILLED, not FINISHED
+    (MLflow's own exit handler would say FINISHED). Registered after MLflow's handler, so it runs first."""
+    if not _UNFINISHED_RUNS:
+        atexit.register(_end_unfinished_runs)
+    _UNFINISHED_RUNS.add(run_id)
+
+
+def completed(run_id: str) -> None:
+    _UNFINISHED_RUNS.discard(run_id)
+
+
+def _end_unfinished_runs() -> None:
+    # The run can be on MLflow's stack more than once (kedro-mlflow's nested runs): end every entry.
+    while (active := mlflow.active_run()) is not None and active.info.run_id in _UNFINISHED_RUNS:
+        mlflow.end_run(status="KILLED")
 
 
 def active_run_id() -> str | None:
