@@ -4,6 +4,7 @@ and ``torchrun`` starting two ``kedro run`` processes, each in its own copy of t
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,10 +97,27 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_into_the_same_mlflow_
     assert json.loads((project / RECORD).read_text())["completed"] is True
 
 
+# Exec the command with Ctrl-C (SIGINT) enabled, as in a terminal: a shell's background job (CI's `... &`)
+# starts its children with SIGINT ignored, and exec keeps it so.
+WITH_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def start_training(project: Path, params: str, log: Path) -> subprocess.Popen:
     with log.open("w") as output:
         return subprocess.Popen(
-            [str(VENV_BIN / "kedro"), "run", "--pipelines", "training", "--params", params],
+            [
+                sys.executable,
+                "-c",
+                WITH_CTRL_C,
+                str(VENV_BIN / "kedro"),
+                "run",
+                "--pipelines",
+                "training",
+                "--params",
+                params,
+            ],
             cwd=project,
             env=project_env(),
             stdout=output,
