@@ -145,14 +145,19 @@ def environment_set(**variables: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def bounded_http(timeout_s: int, max_retries: int) -> AbstractContextManager[None]:
-    """Bound MLflow's HTTP client while inside: by default it waits 120 s per request and retries
+def http_limits(timeout_s: int, max_retries: int) -> dict[str, str]:
+    """MLflow's HTTP client settings for these limits: by default it waits 120 s per request and retries
     7 times with exponential backoff, minutes of silence against a dead server."""
-    return environment_set(
-        MLFLOW_HTTP_REQUEST_TIMEOUT=str(timeout_s),
-        MLFLOW_HTTP_REQUEST_MAX_RETRIES=str(max_retries),
-        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
-    )
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+
+
+def bounded_http(timeout_s: int, max_retries: int) -> AbstractContextManager[None]:
+    """Bound MLflow's HTTP client while inside (``http_limits``)."""
+    return environment_set(**http_limits(timeout_s, max_retries))
 
 
 class TrackingUnreachable(UserError):
@@ -160,13 +165,9 @@ class TrackingUnreachable(UserError):
 
 
 def bound_tracking_requests(timeout_s: int, max_retries: int) -> None:
-    """Bound every request this process makes to the tracking server (unless the environment already does):
-    by default MLflow waits 120 s per request and retries 7 times, minutes of silence against a dead server."""
-    for name, value in {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    }.items():
+    """Bound every request this process makes to the tracking server (``http_limits``), unless the environment
+    already sets them."""
+    for name, value in http_limits(timeout_s, max_retries).items():
         os.environ.setdefault(name, value)
 
 
