@@ -62,6 +62,7 @@ PROJECT_SETTINGS = TrainingSettings(
     lr_decay_start=1.0,
     betas=(0.5, 0.999),
     ema_decay=0.999,
+    ema_warmup=0.25,
     standing_statistics_batches=0,
     seed=0,
     speed=SpeedOptions(precision="auto", channels_last="auto", compile="auto", cudnn_benchmark="auto"),

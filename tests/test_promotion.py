@@ -18,6 +18,19 @@ def test_the_first_generator_becomes_champion():
     assert "frechet_distance 10" in decision.reason
 
 
+@pytest.mark.parametrize(("untrained", "outcome"), [(10.1, "kept"), (10.3, "first_champion")])
+def test_the_first_champion_must_beat_its_untrained_generator_by_the_margin(untrained, outcome):
+    """A run too short to learn (FD 10 against 10.1 untrained) stays challenger instead of shipping noise."""
+    challenger = candidate("1")
+    challenger.metrics["frechet_distance_untrained"] = untrained
+    decision = decide(challenger, None, margin=0.02)
+    assert decision.outcome == outcome
+    assert decision.required_frechet_distance == pytest.approx(untrained * 0.98)
+    if outcome == "kept":
+        assert not decision.moves_champion
+        assert f"frechet_distance 10 vs {untrained:g} of the untrained generator" in decision.reason
+
+
 def test_a_challenger_lower_by_the_margin_with_as_many_classes_is_promoted():
     decision = decide(candidate("2", distance=9.7), candidate("1", distance=10.0), margin=0.02)
     assert decision.outcome == "promoted" and decision.moves_champion

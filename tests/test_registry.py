@@ -1,8 +1,10 @@
 """The promotion gate against a real `mlflow server`: aliases move, decisions are recorded, refusals change nothing."""
 
 import socket
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -43,9 +45,13 @@ def register(client: MlflowClient, name: str, metrics: dict[str, float], **tags:
     return str(version)
 
 
-def gate(tracking_uri: str, name: str, timeout_s: int = 10, max_retries: int = 2) -> Decision:
+def gate(
+    tracking_uri: str, name: str, timeout_s: int = 10, max_retries: int = 2, version: str | None = None
+) -> Decision:
     """The gate on the challenger with the project's default margin, against ``tracking_uri``."""
-    return run_gate(name, None, 0.02, tracking_uri=tracking_uri, timeout_s=timeout_s, max_retries=max_retries)
+    return run_gate(
+        name, version, 0.02, tracking_uri=tracking_uri, timeout_s=timeout_s, max_retries=max_retries, lock_wait_s=30
+    )
 
 
 def registry_state(client: MlflowClient, name: str) -> dict:
@@ -110,6 +116,39 @@ def test_the_gate_refuses_and_leaves_the_registry_unchanged(
         gate(mlflow_server, name)
 
     assert registry_state(client, name) == before
+
+
+def test_gates_deciding_at_once_take_turns_and_crown_one_champion(client, name, mlflow_server):
+    """Four gates started together: without the lock each reads "no champion" and all four become first champions."""
+    distances = {register(client, name, {"frechet_distance": fd, "classes_covered": 10}): fd for fd in (9, 6, 8, 4)}
+    start = threading.Barrier(len(distances))
+
+    def gate_together(version: str) -> Decision:
+        start.wait()
+        return gate(mlflow_server, name, version=version)
+
+    with ThreadPoolExecutor(len(distances)) as pool:
+        decisions = list(pool.map(gate_together, distances))
+
+    outcomes = [decision.outcome for decision in decisions]
+    assert outcomes.count("first_champion") == 1
+    best = min(distances, key=distances.get)
+    assert client.get_registered_model(name).aliases["champion"] == best  # whatever order the gates took
+    versions = {v.version: v.tags for v in client.search_model_versions(f"name='{name}'")}
+    assert all("promotion.decision" in tags for tags in versions.values())
+    for decision in decisions:  # each compared with the champion of its turn, never a stale one
+        if decision.champion is not None:
+            assert versions[decision.champion.version]["promotion.decision"] in ("first_champion", "promoted")
+    assert [m.name for m in client.search_registered_models() if m.name.endswith(".gate-lock")] == []
+
+
+def test_a_lock_left_by_a_dead_gate_is_broken_after_the_wait(client, name, mlflow_server):
+    register(client, name, {"frechet_distance": 10.0, "classes_covered": 10})
+    client.create_registered_model(f"{name}.gate-lock", tags={"holder": "gone-host:1"})
+    started = time.monotonic()
+    decision = run_gate(name, None, 0.02, tracking_uri=mlflow_server, timeout_s=10, max_retries=2, lock_wait_s=1)
+    assert decision.outcome == "first_champion"
+    assert 1 <= time.monotonic() - started < 10
 
 
 def test_the_gate_gives_up_on_a_refused_connection_with_a_clear_message():

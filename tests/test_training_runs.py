@@ -157,6 +157,42 @@ def test_a_run_left_running_by_a_killed_process_is_ended_as_killed_by_the_next_r
     assert list(statuses.values()) == ["FINISHED"]
 
 
+def test_a_run_killed_after_training_continues_from_the_trained_generator(tmp_path, digits_raw):
+    """kill -9 once training is done (in evaluation): the rerun ends the stale run as KILLED, then continues it from
+    the finished checkpoint, evaluating, registering and promoting the same generator without training a step."""
+    project = prepared_project(tmp_path / "project", digits_raw)
+    params = TINY + ",training.epochs=3,evaluation.judge.epochs=2"
+    log = tmp_path / "killed.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "kedro"), "run", "--params", params],
+            cwd=project,
+            env=project_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        while "Completed node: training.train_model" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert json.loads((project / RECORD).read_text())["completed"] is True
+    generator = project / "data" / "06_models" / "generator.safetensors"
+    trained = generator.read_bytes()
+    assert not (project / "data" / "08_reporting" / "metrics.json").exists()  # killed before the evaluation ended
+
+    result = run_kedro(project, "run", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    client, (run,) = training_runs(project)  # the killed run, continued: no second training run
+    assert run.info.status == "FINISHED"
+    assert int(run.data.tags["resumed_from_step"]) == 3 * (TRAIN_SIZE // 32)  # every step was done before
+    assert generator.read_bytes() == trained  # the same generator, not a retrained one
+    assert "frechet_distance" in run.data.metrics
+    (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert version.tags["promotion.decision"] == "first_champion"
+
+
 def test_torchrun_trains_two_processes_and_only_the_main_one_writes_or_logs(tmp_path, digits_raw):
     """Each process runs in its own project copy, as on two machines without shared storage."""
     for rank in (0, 1):

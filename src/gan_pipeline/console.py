@@ -240,7 +240,14 @@ def promote(
 
     try:
         decision = run_gate(
-            name, version, margin, tracking_uri=tracking_uri, force=force, timeout_s=timeout_s, max_retries=max_retries
+            name,
+            version,
+            margin,
+            tracking_uri=tracking_uri,
+            force=force,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            lock_wait_s=promotion_defaults().lock_wait_s,
         )
     except PromotionRefused as err:
         raise click.ClickException(f"promotion refused, registry unchanged: {err}") from None

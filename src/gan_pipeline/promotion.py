@@ -17,6 +17,7 @@ from gan_pipeline.registry import (
     RegistryError,
     RegistryUnreachable,
     Verdict,
+    gate_lock,
     read_candidates,
     record_decision,
     registry_client,
@@ -24,6 +25,7 @@ from gan_pipeline.registry import (
 from gan_pipeline.tracking import bounded_http
 
 FRECHET_DISTANCE, CLASSES_COVERED = "frechet_distance", "classes_covered"
+UNTRAINED_FRECHET_DISTANCE = "frechet_distance_untrained"  # the first champion must beat the untrained generator
 GATE_METRICS = (FRECHET_DISTANCE, CLASSES_COVERED)
 
 Outcome = Literal["first_champion", "promoted", "kept", "forced"]
@@ -57,10 +59,11 @@ class Decision:
 
     @property
     def required_frechet_distance(self) -> float | None:
-        """What the challenger had to stay below; None without a champion to beat."""
-        if self.champion is None or FRECHET_DISTANCE not in self.champion.metrics:
-            return None
-        return self.champion.metrics[FRECHET_DISTANCE] * (1 - self.margin)
+        """What the challenger had to stay below: the champion's distance, or the untrained generator's without
+        a champion, less the margin; None with neither."""
+        beaten = self.challenger.metrics if self.champion is None else self.champion.metrics
+        reference = beaten.get(UNTRAINED_FRECHET_DISTANCE if self.champion is None else FRECHET_DISTANCE)
+        return None if reference is None or self.outcome == "forced" else reference * (1 - self.margin)
 
 
 def check_comparable(challenger: Candidate, champion: Candidate) -> None:
@@ -105,9 +108,7 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
     covered = challenger.metrics.get(CLASSES_COVERED)  # None: unlabelled data
     coverage = "" if covered is None else f", classes_covered {covered:g}"
     if champion is None:
-        return Decision(
-            "first_champion", challenger, None, margin, f"first champion: frechet_distance {distance:.4g}{coverage}"
-        )
+        return first_champion(challenger, distance, coverage, margin)
     rescored = as_rescored_by(challenger, champion)
     scored_by = " (rescored by this evaluation's judge)" if rescored is not champion else ""
     champion = rescored
@@ -132,6 +133,24 @@ def decide(challenger: Candidate, champion: Candidate | None, margin: float, for
     return Decision("kept", challenger, champion, margin, f"not promoted ({why}): {numbers}")
 
 
+def first_champion(challenger: Candidate, distance: float, coverage: str, margin: float) -> Decision:
+    """With no champion, the challenger must beat its own untrained generator by the margin (when evaluated
+    against it): a run too short to learn stays challenger instead of shipping noise."""
+    untrained = challenger.metrics.get(UNTRAINED_FRECHET_DISTANCE)
+    if untrained is not None and distance >= untrained * (1 - margin):
+        return Decision(
+            "kept",
+            challenger,
+            None,
+            margin,
+            f"not made the first champion: frechet_distance {distance:.4g} vs {untrained:.4g} of the untrained "
+            f"generator (needed < {untrained * (1 - margin):.4g}, margin {margin:.0%}){coverage}",
+        )
+    return Decision(
+        "first_champion", challenger, None, margin, f"first champion: frechet_distance {distance:.4g}{coverage}"
+    )
+
+
 def _describe(champion: Candidate | None) -> str:
     return "no earlier champion" if champion is None else f"version {champion.version}"
 
@@ -139,10 +158,10 @@ def _describe(champion: Candidate | None) -> str:
 def verdict(decision: Decision) -> Verdict:
     """What the challenger version records: the outcome and the numbers it was judged on."""
     tags = {"promotion.margin": f"{decision.margin:g}"}
-    for metric in GATE_METRICS:
+    for metric in (*GATE_METRICS, UNTRAINED_FRECHET_DISTANCE):
         if metric in decision.challenger.metrics:
             tags[f"promotion.{metric}"] = f"{decision.challenger.metrics[metric]:.6g}"
-        if decision.champion is not None and metric in decision.champion.metrics:
+        if decision.champion is not None and metric in GATE_METRICS and metric in decision.champion.metrics:
             tags[f"promotion.champion_{metric}"] = f"{decision.champion.metrics[metric]:.6g}"
     if decision.champion is not None:
         tags["promotion.compared_with_version"] = decision.champion.version
@@ -163,23 +182,26 @@ def run_gate(
     force: bool = False,
     timeout_s: int,
     max_retries: int,
+    lock_wait_s: float,
 ) -> Decision:
     """Compare ``version`` (default: the challenger) of ``name`` with its champion and act on it.
 
-    ``tracking_uri`` and ``registry_uri`` default to the ones this process logs to. Raises
-    ``PromotionRefused`` with the reason, having changed nothing, when the registry cannot be read
+    ``tracking_uri`` and ``registry_uri`` default to the ones this process logs to. One gate of ``name``
+    decides at a time (``gate_lock``, waiting up to ``lock_wait_s``), so two never read the same champion.
+    Raises ``PromotionRefused`` with the reason, having changed nothing, when the registry cannot be read
     or the two versions cannot be compared.
     """
     client = registry_client(tracking_uri, registry_uri)
     with bounded_http(timeout_s, max_retries):
         try:
-            challenger, champion = read_candidates(client, name, version)
+            with gate_lock(client, name, lock_wait_s):
+                challenger, champion = read_candidates(client, name, version)
+                decision = decide(challenger, champion, margin, force=force)
+                record_decision(client, name, decision.challenger, decision.champion, verdict(decision))
         except RegistryUnreachable as err:
             raise PromotionRefused(
                 f"{err} (each request waited at most {timeout_s} s, {max_retries} retries)"
             ) from None
         except RegistryError as err:
             raise PromotionRefused(str(err)) from None
-        decision = decide(challenger, champion, margin, force=force)
-        record_decision(client, name, decision.challenger, decision.champion, verdict(decision))
     return decision

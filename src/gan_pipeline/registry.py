@@ -8,8 +8,12 @@ itself is not here, so changing it never touches the stages that register genera
 """
 
 import logging
+import random
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -20,9 +24,10 @@ import mlflow
 import numpy as np
 import torch
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.types.schema import Array, ColSpec, Schema, TensorSpec
 
 from gan_pipeline.errors import UserError
@@ -30,7 +35,7 @@ from gan_pipeline.gan import networks
 from gan_pipeline.gan.files import TensorFile
 from gan_pipeline.gan.serialization import generator_from_tensors
 from gan_pipeline.io import read_tensors, write_tensors
-from gan_pipeline.tracking import quiet_artifact_transfers
+from gan_pipeline.tracking import quiet_artifact_transfers, this_process
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,11 @@ COMPARABLE_ON = ("dataset", "judge_fingerprint", "num_generated")
 # prefix and names the version it scored in this tag. The gate compares those numbers instead.
 RESCORED_PREFIX, RESCORED_VERSION_TAG = "champion.", "rescored_champion_version"
 DESCRIPTION_LINES = 20  # a version's description keeps its latest decisions, one per line
+
+# Two gates deciding at once on one model would both read the same champion: a gate holds a lock, the
+# registered model "<name>.gate-lock", which the store creates atomically (names are unique) and the gate deletes.
+GATE_LOCK_SUFFIX = ".gate-lock"
+DECISION_TAG = "promotion.decision"
 
 PYFUNC_MODEL_FILE = Path(__file__).with_name("generator_pyfunc.py")
 NETWORK_MODULE = "gan_generator_network"  # the name generator_pyfunc.py imports the logged network under
@@ -125,6 +135,11 @@ def log_generator(
     active run; register it as the new challenger of ``registered_model_name`` (None: log only)."""
     if mlflow.active_run() is None:
         return {"logged": False}
+    if registered_model_name:
+        earlier = version_of_run(MlflowClient(), registered_model_name, mlflow.active_run().info.run_id)
+        if earlier is not None:  # registered before the run was stopped: one version per run
+            logger.info("Version %s of %s was registered by this run already; kept", earlier.version, earlier.name)
+            return registration_record(earlier)
     network = generator_from_tensors(generator)
     with tempfile.TemporaryDirectory() as tmp:
         network_code = Path(tmp) / f"{NETWORK_MODULE}.py"
@@ -145,17 +160,29 @@ def log_generator(
                 pip_requirements=_pinned("torch", "safetensors", "numpy", "pandas"),
                 model_config={"device": "auto"},
             )
-    logged = {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
     if not registered_model_name:
-        return logged
+        return {"logged": True, "model_uri": info.model_uri, "run_id": info.run_id}
     registered = mlflow.register_model(info.model_uri, registered_model_name, tags=version_tags)
     MlflowClient().set_registered_model_alias(registered_model_name, CHALLENGER, registered.version)
     logger.info("Registered %s version %s as %r", registered_model_name, registered.version, CHALLENGER)
+    return registration_record(registered)
+
+
+def registration_record(model_version: ModelVersion) -> dict[str, Any]:
+    """What the evaluation stage records of the version it registered (``registered_model``)."""
     return {
-        **logged,
-        "registered_model_name": registered_model_name,
-        "registered_model_version": int(registered.version),
+        "logged": True,
+        "model_uri": model_version.source,
+        "run_id": model_version.run_id,
+        "registered_model_name": model_version.name,
+        "registered_model_version": int(model_version.version),
     }
+
+
+def version_of_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The version of ``name`` registered from ``run_id``, if any (a rerun of a stopped run registers none)."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(versions, key=lambda version: int(version.version)) if versions else None
 
 
 def registered_generator(name: str, alias: str) -> tuple[str, dict[str, str], TensorFile] | None:
@@ -209,10 +236,14 @@ def read_candidates(client: MlflowClient, name: str, version: str | None) -> tup
                 f"{name!r} version {version or '@' + CHALLENGER} not found at {client.tracking_uri}: {err.message}. "
                 f"List the registered models in the MLflow UI, or check MLFLOW_TRACKING_URI"
             ) from None
-        raise RegistryUnreachable(
-            f"could not read the model registry at {client.tracking_uri}: {err.message}. Is the tracking server "
-            "running, and is MLFLOW_TRACKING_URI right?"
-        ) from None
+        raise unreachable(client, err) from None
+
+
+def unreachable(client: MlflowClient, err: MlflowException) -> RegistryUnreachable:
+    return RegistryUnreachable(
+        f"could not read the model registry at {client.tracking_uri}: {err.message}. Is the tracking server "
+        "running, and is MLFLOW_TRACKING_URI right?"
+    )
 
 
 def _append_description(client: MlflowClient, name: str, version: str, line: str) -> None:
@@ -254,3 +285,66 @@ def record_decision(
             champion.version,
             f"{decided_at}: challenged by version {challenger.version}, {verdict.reason}",
         )
+
+
+def recorded_decision(client: MlflowClient, name: str, version: str) -> str | None:
+    """The gate's outcome recorded on ``version``, None while undecided."""
+    return client.get_model_version(name, version).tags.get(DECISION_TAG)
+
+
+@contextmanager
+def gate_lock(client: MlflowClient, name: str, wait_s: float) -> Iterator[None]:
+    """Hold the lock of ``name``'s gate while inside, waiting up to ``wait_s`` for another gate to finish.
+
+    The lock is a registered model whose creation is atomic in any tracking store (a unique name), so it
+    works across processes and machines that share a server. One older than ``wait_s`` was left by a gate
+    that died (a gate decides in seconds) and is broken.
+    """
+    lock = f"{name}{GATE_LOCK_SUFFIX}"
+    deadline = time.monotonic() + wait_s
+    while not _created(client, lock):
+        holder = _lock_holder(client, lock)
+        if holder is not None and holder[1] > wait_s:
+            logger.warning("Breaking the promotion lock %s left %.0f s ago by %s", lock, holder[1], holder[0])
+            _delete_lock(client, lock)
+        elif time.monotonic() > deadline:
+            raise RegistryError(
+                f"another promotion gate of {name!r} ({holder[0] if holder else 'unknown'}) has held the lock "
+                f"{lock!r} for over {wait_s:g} s; run again when it is done, or raise promotion.lock_wait_s"
+            )
+        time.sleep(random.uniform(0.1, 0.5))
+    try:
+        yield
+    finally:
+        _delete_lock(client, lock)
+
+
+def _created(client: MlflowClient, lock: str) -> bool:
+    try:
+        client.create_registered_model(
+            lock, tags={"holder": this_process()}, description="Held while a promotion gate decides; see gate_lock"
+        )
+    except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            return False
+        raise unreachable(client, err) from None
+    return True
+
+
+def _lock_holder(client: MlflowClient, lock: str) -> tuple[str, float] | None:
+    """(holder, age in seconds) of the lock, None if it was just released."""
+    try:
+        model = client.get_registered_model(lock)
+    except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise unreachable(client, err) from None
+    return model.tags.get("holder", "unknown"), time.time() - model.creation_timestamp / 1000
+
+
+def _delete_lock(client: MlflowClient, lock: str) -> None:
+    try:
+        client.delete_registered_model(lock)
+    except MlflowException as err:
+        if err.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise unreachable(client, err) from None

@@ -215,14 +215,18 @@ def select_run(
 
 
 def resumable_run(record: CheckpointRecord, trajectory: dict[str, Any], logged_params: dict[str, str]) -> Run | None:
-    """The MLflow run of an unfinished checkpoint of this very training, if it can take this run's parameters.
+    """The MLflow run of this very training left unfinished, if it can take this run's parameters.
 
-    MLflow refuses to change a logged parameter, so a rerun whose parameters differ (say a
+    That is the run of an unfinished checkpoint (stopped while training), or the KILLED run of a finished
+    one (stopped in a later stage: evaluation, registration, promotion), which continues from the trained
+    networks. MLflow refuses to change a logged parameter, so a rerun whose parameters differ (say a
     different ``training.log_every_steps``) resumes training from the checkpoint but logs to a new run.
     """
-    if record.completed or not record.tracking_run_id or record.trajectory != trajectory:
+    if not record.tracking_run_id or record.trajectory != trajectory:
         return None
     run = find_run(record.tracking_run_id)
+    if record.completed and (run is None or run.info.status != "KILLED"):
+        return None  # a finished run: the next one trains anew
     if run is None:
         logger.warning(
             "The checkpoint's MLflow run %s is not in this tracking store; starting a new run", record.tracking_run_id
@@ -234,7 +238,10 @@ def resumable_run(record: CheckpointRecord, trajectory: dict[str, Any], logged_p
             "Training resumes into a new MLflow run: parameters %s differ from run %s", sorted(changed), run.info.run_id
         )
         return None
-    logger.info("Resuming the interrupted training run: MLflow run %s continues", run.info.run_id)
+    if record.completed:
+        logger.info("MLflow run %s was stopped after training: it continues from the trained networks", run.info.run_id)
+    else:
+        logger.info("Resuming the interrupted training run: MLflow run %s continues", run.info.run_id)
     return run
 
 

@@ -41,7 +41,7 @@ def real(digits_raw):
     return scaled(digits_raw.samples[:128])
 
 
-def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], resume=True, **overrides):
+def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], resume=True, run_id="run-1", **overrides):
     config = tiny_settings(**{**STATEFUL, **overrides})
     rng = seeded_generator(config.seed, torch.device("cpu"))
     generator, discriminator = build_networks(arch)
@@ -54,7 +54,7 @@ def _train(real, directory, stop_at_step=None, arch=PRESETS["digits_dcgan"], res
             raise Interrupted
 
     fingerprint = data_fingerprint(real.numpy())
-    checkpointing = Checkpointing(CheckpointStore(directory), 1, fingerprint, trajectory(config), resume, "run-1")
+    checkpointing = Checkpointing(CheckpointStore(directory), 1, fingerprint, trajectory(config), resume, run_id)
     result = train_gan(generator, discriminator, real, config, rng, on_step=on_step, checkpointing=checkpointing)
     return result, generator, discriminator, logged
 
@@ -103,12 +103,26 @@ def test_checkpoints_hold_every_piece_of_state_and_the_record_commits_them(real,
 
 def test_a_finished_run_is_not_resumed_and_never_ignores_checkpoints(real, tmp_path):
     _train(real, tmp_path, epochs=2)
-    again, *_ = _train(real, tmp_path, epochs=2)
+    again, *_ = _train(real, tmp_path, epochs=2, run_id="run-2")
     assert again.resumed_from_step == 0
     with pytest.raises(Interrupted):
         _train(real, tmp_path, epochs=2, stop_at_step=6)
     fresh, *_ = _train(real, tmp_path, epochs=2, resume=False)
     assert fresh.resumed_from_step == 0
+
+
+def test_the_run_that_finished_a_checkpoint_takes_it_up_without_training_again(real, tmp_path):
+    """A run stopped after training (killed during evaluation) continues from its trained networks."""
+    trained, *_ = _train(real, tmp_path, epochs=2)
+    taken_up, _, _, logged = _train(real, tmp_path, epochs=2, stop_at_step=None)
+    assert taken_up.resumed_from_step == 8  # all of it: no step trained
+    assert logged == [row["step"] for row in trained.history]  # the history replayed, nothing new
+    assert taken_up.history == trained.history
+    for (name, a), b in zip(
+        trained.generator.state_dict().items(), taken_up.generator.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(trained.snapshots, taken_up.snapshots, strict=True))
 
 
 def test_an_unfinished_checkpoint_of_a_different_run_is_refused_with_the_changed_settings(real, tmp_path):

@@ -11,6 +11,7 @@ from gan_pipeline.gan.runtime import SpeedSettings, seeded_generator
 from gan_pipeline.gan.settings import HealthSettings, SettingError, SpeedOptions
 from gan_pipeline.gan.training import (
     Checkpointing,
+    ExponentialMovingAverage,
     GANTrainer,
     TrainingDivergedError,
     learning_rate_scale,
@@ -105,7 +106,7 @@ def test_fixed_noise_snapshots_come_from_the_same_latents_each_epoch(real):
 
 def test_the_last_snapshot_is_what_the_shipped_generator_makes_of_the_fixed_latents(real):
     """Snapshots show the generator as evaluated (the EMA with standing statistics), not the EMA's raw eval mode."""
-    config = tiny_settings(sample_every_epochs=1, ema_decay=0.999)
+    config = tiny_settings(sample_every_epochs=1, ema_decay=0.999, ema_warmup=0)
     generator, discriminator = build_networks(PRESETS["digits_dcgan"])
     trainer = GANTrainer(generator, discriminator, real, config, seeded_generator(config.seed, torch.device("cpu")))
     result = trainer.fit()
@@ -113,6 +114,21 @@ def test_the_last_snapshot_is_what_the_shipped_generator_makes_of_the_fixed_late
     assert torch.allclose(result.snapshots[-1][1], expected, atol=1e-6)
     raw_ema = sample_images(trainer.shipped, trainer.fixed_latent)  # what the snapshots showed before
     assert result.snapshots[-1][1].std() > 2 * raw_ema.std()  # early on the raw EMA's samples are near-flat
+
+
+@pytest.mark.parametrize(("warmup", "share_trained"), [(0.0, (0.0, 0.1)), (0.05, (0.9, 1.0))])
+def test_the_ema_warms_up_so_that_a_short_run_ships_trained_weights(warmup, share_trained):
+    """G drifts steadily for 100 steps: a plain 0.999 average has moved < 10% of the way, the ramped one > 90%."""
+    generator = nn.Linear(4, 4)
+    start = generator.weight.detach().clone()
+    ema = ExponentialMovingAverage(generator, decay=0.999, warmup=warmup)
+    for step in range(1, 101):
+        with torch.no_grad():
+            generator.weight.add_(0.01)
+        ema.update(step)
+    moved = (ema.module.weight - start).mean() / (generator.weight - start).mean()
+    assert share_trained[0] <= moved.item() <= share_trained[1]
+    assert ema.decay_at(1_000_000) == 0.999  # the ramp only caps the decay
 
 
 def test_ema_generator_is_what_ships_when_enabled(real):

@@ -10,3 +10,4 @@ class PromotionParams(Params):
     frechet_distance_margin: float = Field(ge=0, lt=1)
     request_timeout_s: PositiveInt
     max_retries: int = Field(ge=0, le=10)
+    lock_wait_s: PositiveInt

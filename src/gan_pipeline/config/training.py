@@ -61,6 +61,7 @@ class TrainingParams(Params):
     lr_decay_start: float = Field(ge=0, le=1)
     betas: tuple[float, float]
     ema_decay: float = Field(ge=0, lt=1)
+    ema_warmup: float = Field(ge=0, le=1)
     standing_statistics_batches: int = Field(ge=0)
     seed: int
     device: str

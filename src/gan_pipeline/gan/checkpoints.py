@@ -121,15 +121,23 @@ class CheckpointStore:
             ) from err
 
     def resumable(
-        self, trajectory: dict[str, Any], fingerprint: str, network: dict[str, Any]
+        self,
+        trajectory: dict[str, Any],
+        fingerprint: str,
+        network: dict[str, Any],
+        tracking_run_id: str | None = None,
     ) -> CheckpointRecord | None:
         """The unfinished checkpoint of this very run, None when there is nothing to resume.
 
+        A finished checkpoint is taken up only by the tracking run that wrote it (``tracking_run_id``):
+        that run was stopped after training, in a later stage, and continues from the trained networks.
         An unfinished checkpoint of a *different* run is an error rather than silently replaced:
         it may hold hours of work.
         """
         record = self.latest()
-        if record is None or record.completed:
+        if record is None:
+            return None
+        if record.completed and (tracking_run_id is None or record.tracking_run_id != tracking_run_id):
             return None
         differences = settings_differences(record.trajectory, trajectory)
         problems = []

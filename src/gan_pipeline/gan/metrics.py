@@ -109,6 +109,7 @@ class MetricInputs:
     more_generated: tuple[torch.Tensor, ...] = ()  # further draws as large as ``generated``, for the Frechet distance
     known_modes: KnownModes | None = None
     inception: nn.Module | None = None  # Inception-v3 features (``inception.InceptionFeatures``), for FID and KID
+    untrained: torch.Tensor | None = None  # a draw of the untrained generator: the score a first champion must beat
 
     @property
     def judged_by(self) -> Judge:
@@ -197,7 +198,8 @@ def judge_accuracy(inputs: MetricInputs) -> dict[str, float]:
 
 
 def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
-    """Generated vs real validation, averaged over the draws, and real train vs real validation as the floor.
+    """Generated vs real validation, averaged over the draws, and real train vs real validation as the floor;
+    with ``untrained``, that draw's distance too (what an untrained generator scores: the gate's baseline).
 
     One draw of about 1.4k samples moves the distance by a fifth either way (BENCHMARKS.md); the mean
     over draws of the same size is steadier and keeps the floor's sample count, hence its bias.
@@ -205,9 +207,11 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
     draws = [inputs.generated_outputs.features]
     more = tqdm(inputs.more_generated, desc="judging draws", unit="draw", disable=not inputs.scoring.progress_bar)
     draws += [judge_outputs(inputs.judged_by, images).features for images in more]
+    untrained = [] if inputs.untrained is None else [judge_outputs(inputs.judged_by, inputs.untrained).features]
     *distances, floor = frechet_distance_of_features(
-        inputs.validation_outputs.features, [*draws, inputs.train_outputs.features]
+        inputs.validation_outputs.features, [*draws, *untrained, inputs.train_outputs.features]
     )
+    baseline = {"frechet_distance_untrained": distances.pop()} if untrained else {}
     values = torch.tensor(distances, dtype=torch.float64)
     generated = values.mean().item()
     spread = {"frechet_distance_std": values.std().item()} if len(values) > 1 else {}  # one draw: unknown, not 0
@@ -216,6 +220,7 @@ def frechet_distances(inputs: MetricInputs) -> dict[str, float]:
         **spread,
         "frechet_distance_real_floor": floor,
         "frechet_distance_ratio": generated / floor if floor > 0 else float("inf"),
+        **baseline,
     }
 
 

@@ -56,6 +56,7 @@ class TrainingSettings:
     lr_decay_start: float  # fraction of the epochs after which both rates fall linearly
     betas: tuple[float, float]
     ema_decay: float  # 0: ship G itself rather than an average of its weights
+    ema_warmup: float  # the average's half-life is at most this fraction of the steps so far (0: none)
     standing_statistics_batches: int  # 0: keep BatchNorm's running averages
     seed: int
     speed: SpeedOptions

@@ -59,7 +59,8 @@ class Checkpointing:
     """Where and how often the loop checkpoints, and whether it continues an unfinished checkpoint.
 
     ``trajectory`` is what must match for a checkpoint to be continued (the caller's settings that
-    shape training); ``tracking_run_id`` is stored for the caller to resume into.
+    shape training); ``tracking_run_id`` is stored for the caller to resume into, and a finished checkpoint
+    of that same tracking run is taken up (the run stopped in a later stage: nothing is trained again).
     """
 
     store: CheckpointStore
@@ -73,9 +74,9 @@ class Checkpointing:
 class ExponentialMovingAverage:
     """A copy of G whose weights and BatchNorm statistics trail G's: w <- decay * w + (1 - decay) * w_G."""
 
-    def __init__(self, generator: nn.Module, decay: float) -> None:
+    def __init__(self, generator: nn.Module, decay: float, warmup: float = 0.0) -> None:
         self.module = copy.deepcopy(generator).requires_grad_(False)
-        self.decay = decay
+        self.decay, self.warmup = decay, warmup
         pairs = list(zip(self._tensors(self.module), self._tensors(generator), strict=True))
         self._averaged = [mine for mine, _ in pairs if mine.is_floating_point()]
         self._sources = [theirs for mine, theirs in pairs if mine.is_floating_point()]
@@ -85,10 +86,17 @@ class ExponentialMovingAverage:
     def _tensors(module: nn.Module) -> list[torch.Tensor]:
         return [tensor.detach() for tensor in chain(module.parameters(), module.buffers())]
 
+    def decay_at(self, step: int) -> float:
+        """The decay after ``step`` updates of G: StyleGAN2-ADA's ramp caps the half-life at ``warmup`` x step, so
+        early on the average follows G (a constant 0.999 keeps 90% of the random start after 100 steps)."""
+        if self.warmup <= 0:
+            return self.decay
+        return min(self.decay, 0.5 ** (1 / (self.warmup * step)))
+
     @torch.no_grad()
-    def update(self) -> None:
-        """One fused update of every float tensor: no host sync, a handful of kernels."""
-        torch._foreach_lerp_(self._averaged, self._sources, 1 - self.decay)
+    def update(self, step: int) -> None:
+        """One fused update of every float tensor (``step``: G's updates so far): no host sync, a handful of kernels."""
+        torch._foreach_lerp_(self._averaged, self._sources, 1 - self.decay_at(step))
         for averaged, current in self._copied:  # integer buffers such as BatchNorm's batch counter
             averaged.copy_(current)
 
@@ -307,7 +315,7 @@ class AdversarialStep:
         state.optimizer_g.step()
         state.discriminator.requires_grad_(True)
         if state.ema is not None:
-            state.ema.update()
+            state.ema.update(state.step + 1)
         return StepOutputs(scores.loss.detach(), g_loss.detach(), scores.real_logits, scores.fake_logits)
 
 
@@ -406,10 +414,11 @@ class GANTrainer:
             torch.manual_seed(config.seed + distributed.rank)  # dropout masks differ per process
         # One kernel per optimiser step; on CPU the per-parameter loop cost a quarter of a digits run.
         fused = device.type in ("cuda", "cpu")
+        ema = ExponentialMovingAverage(generator, config.ema_decay, config.ema_warmup) if config.ema_decay > 0 else None
         self.state = TrainingState(
             generator=generator,
             discriminator=discriminator,
-            ema=ExponentialMovingAverage(generator, config.ema_decay) if config.ema_decay > 0 else None,
+            ema=ema,
             optimizer_g=torch.optim.Adam(generator.parameters(), config.generator_lr, betas=config.betas, fused=fused),
             optimizer_d=torch.optim.Adam(
                 discriminator.parameters(), config.discriminator_lr, betas=config.betas, fused=fused
@@ -578,7 +587,8 @@ def _resume(state: TrainingState, checkpointing: Checkpointing | None, distribut
         try:
             network = network_settings(state.generator.arch)
             trajectory, fingerprint = checkpointing.trajectory, checkpointing.data_fingerprint
-            return checkpointing.store.resumable(trajectory, fingerprint, network), None
+            store, run_id = checkpointing.store, checkpointing.tracking_run_id
+            return store.resumable(trajectory, fingerprint, network, run_id), None
         except CheckpointError as err:
             return None, err
 

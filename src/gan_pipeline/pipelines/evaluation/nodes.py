@@ -29,6 +29,7 @@ from gan_pipeline.gan.metrics import (
     nearest_neighbours,
     stacked_mode_labels,
 )
+from gan_pipeline.gan.networks import build_generator
 from gan_pipeline.gan.runtime import resolve_device
 from gan_pipeline.gan.serialization import WeightsError, generator_from_tensors
 from gan_pipeline.gan.training import sample_images
@@ -183,6 +184,7 @@ def _metric_inputs(
     count = _generated_count(train_set, params)
     draws = params.draws(count, math.prod(train_set.record.sample_shape))
     generated, *more_generated = _generate(net, count * draws, rng, params.progress_bar).split(count)
+    baseline_rng = torch.Generator(device=rng.device).manual_seed(params.seed)  # the first draw's latents
     return MetricInputs(
         judge=judge_from_tensors(judge).to(rng.device),
         real_train=train_images,
@@ -191,7 +193,15 @@ def _metric_inputs(
         generated=generated,
         scoring=params.scoring(),
         more_generated=tuple(more_generated),
+        untrained=_generate(untrained_like(net, params.seed), count, baseline_rng),
     )
+
+
+def untrained_like(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A generator of ``net``'s architecture as training starts it (seeded): the score to beat without a champion."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_generator(net.arch).to(next(net.parameters()).device).eval()
 
 
 def _generate(net: torch.nn.Module, count: int, rng: torch.Generator, progress_bar: bool = False) -> torch.Tensor:

@@ -3,8 +3,11 @@
 import logging
 from typing import Any
 
+from mlflow import MlflowClient
+
 from gan_pipeline.config.promotion import PromotionParams
 from gan_pipeline.promotion import run_gate
+from gan_pipeline.registry import CHAMPION, recorded_decision
 from gan_pipeline.tracking import bounded_http, set_tags
 
 logger = logging.getLogger(__name__)
@@ -21,12 +24,27 @@ def promote_generator(registered_model: dict[str, Any], params: PromotionParams)
         logger.info("Promotion skipped: %s", reason)
         return {"outcome": "skipped", "reason": reason}
     name = registered_model["registered_model_name"]
+    with bounded_http(params.request_timeout_s, params.max_retries):
+        client = MlflowClient()
+        earlier = recorded_decision(client, name, str(version))
+        if earlier is not None:  # the run was stopped after its gate decided: the decision stands
+            logger.info(
+                "Promotion of %s version %s was decided before this run was stopped: %s", name, version, earlier
+            )
+            return {
+                "outcome": earlier,
+                "reason": "decided before this run was stopped and rerun",
+                "registered_model_name": name,
+                "challenger_version": str(version),
+                "champion_version": client.get_registered_model(name).aliases.get(CHAMPION),
+            }
     decision = run_gate(
         name,
         str(version),
         params.frechet_distance_margin,
         timeout_s=params.request_timeout_s,
         max_retries=params.max_retries,
+        lock_wait_s=params.lock_wait_s,
     )
     with bounded_http(params.request_timeout_s, params.max_retries):
         set_tags({"promotion.decision": decision.outcome, "promotion.model_version": str(version)})
