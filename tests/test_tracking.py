@@ -1,5 +1,7 @@
 """The MLflow side of training: resuming into a run, step metrics, system metrics; real SQLite stores."""
 
+import subprocess
+import sys
 import time
 
 import mlflow
@@ -122,3 +124,27 @@ def test_outside_git_the_commit_comes_from_the_image(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_PIPELINE_GIT_COMMIT", "0123abcd")
     assert git_state() == {"git_commit": "0123abcd"}
     assert git_state(prefix="evaluation_") == {"evaluation_git_commit": "0123abcd"}
+
+
+# Each process imports MLflow, then waits for the same instant before its first use of the new store.
+FIRST_USE_AT_ONCE = """
+import sys, time
+from gan_pipeline.tracking import create_local_store
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+create_local_store(sys.argv[1])
+"""
+
+
+def test_first_runs_at_once_on_a_new_sqlite_store_do_not_race_its_migration(tmp_path):
+    """Without the lock, two of three processes failed in MLflow's migration (duplicate column, alembic)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    start_at = str(time.time() + 8)  # after every process has imported MLflow
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_USE_AT_ONCE, uri, start_at], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(outputs)[-3000:]
+    assert MlflowClient(uri).get_experiment_by_name("Default") is not None

@@ -40,6 +40,7 @@ from gan_pipeline.tracking import (
     bound_tracking_requests,
     check_tracking_server,
     completed,
+    create_local_store,
     dvc_experiment_tags,
     end_as_killed_at_exit,
     end_runs_of_dead_processes,
@@ -185,6 +186,7 @@ class ProjectHooks:
             promotion = self._parameters.promotion
             bound_tracking_requests(promotion.request_timeout_s, promotion.max_retries)
             check_tracking_server(tracking_uri(context))
+            create_local_store(tracking_uri(context))
 
     @hook_impl
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:

@@ -6,6 +6,7 @@ bare ``SequentialRunner`` in tests or without kedro-mlflow.
 """
 
 import atexit
+import fcntl
 import importlib.util
 import logging
 import os
@@ -169,6 +170,21 @@ def bound_tracking_requests(timeout_s: int, max_retries: int) -> None:
     already sets them."""
     for name, value in http_limits(timeout_s, max_retries).items():
         os.environ.setdefault(name, value)
+
+
+def create_local_store(tracking_uri: str) -> None:
+    """Create a SQLite store's tables under a lock beside the database file.
+
+    MLflow migrates a new database on first use; two first runs doing it at once fail ("duplicate column
+    name", alembic errors). The first to take the lock creates the tables, the others find them made.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///")).absolute()
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with (database.parent / f"{database.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments(max_results=1)
 
 
 def check_tracking_server(tracking_uri: str) -> None:
