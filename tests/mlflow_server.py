@@ -1,5 +1,6 @@
 """Start and stop a real `mlflow server` bound to 127.0.0.1, for tests that need the REST API."""
 
+import contextlib
 import json
 import os
 import signal
@@ -35,18 +36,26 @@ def _healthy(uri: str) -> bool:
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[str]:
-    """Yield the server's URI once ``/health`` answers; stop the server (its whole process group) afterwards."""
+def running_mlflow_server(
+    root: Path,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    environment: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Yield the server's URI once ``/health`` answers; stop the server (its whole process group) afterwards.
+
+    By default its store is SQLite and its artifacts a folder, both in ``root``.
+    """
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     log = (root / "server.log").open("w")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")} | (environment or {})
     command = [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     store = [
         "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
+        backend_store_uri or f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination",
-        str(root / "artifacts"),
+        artifacts_destination or str(root / "artifacts"),
     ]
     server = subprocess.Popen(
         [*command, *store],
@@ -63,7 +72,8 @@ def running_mlflow_server(root: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have died on its own
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
