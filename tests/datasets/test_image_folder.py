@@ -138,7 +138,10 @@ def test_hidden_files_and_folders_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "images" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "images" / ".ipynb_checkpoints" / "junk.txt").write_text("x")
 
-    assert len(load(tmp_path / "images").labels) == 1
+    dataset = load(tmp_path / "images")
+
+    assert len(dataset.labels) == 1
+    assert dataset.card["skipped"] == "2 hidden entries (tooling, not data): .gitkeep, .ipynb_checkpoints"
 
 
 def test_a_folder_without_images_is_an_error(tmp_path: Path) -> None:
@@ -228,4 +231,6 @@ def test_the_card_counts_the_images_of_each_class(tmp_path: Path) -> None:
         save_image(tmp_path / "images" / "cat" / name)
     save_image(tmp_path / "images" / "dog" / "c.png")
 
-    assert load(tmp_path / "images").card["images_per_class"] == "cat:2,dog:1"
+    card = load(tmp_path / "images").card
+    assert card["images_per_class"] == "cat:2,dog:1"
+    assert card["skipped"] == "none"

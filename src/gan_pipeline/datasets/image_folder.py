@@ -140,6 +140,7 @@ def load_image_folder(options: ImageFolderOptions, raw_dir: Path) -> RawDataset:
             "channels": channels,
             "fit": options.fit,
             "images_per_class": ",".join(f"{name}:{labels.count(label)}" for label, name in enumerate(class_names)),
+            "skipped": skipped_entries(root),
             "content_sha256": content.hexdigest(),
             "pillow_version": PIL.__version__,
         },
@@ -187,6 +188,16 @@ def refuse_links_out_of(root: Path, paths: list[Path]) -> None:
             f"{len(escaping)} entries of {root} are symbolic links to outside it ({listed}): nothing is read from "
             "outside the image folder. Copy those images into it, or remove the links"
         )
+
+
+def skipped_entries(root: Path) -> str:
+    """What the card says was left out, and why: only hidden entries are (anything else is read or refused)."""
+    hidden = sorted(path.relative_to(root).as_posix() for path in root.rglob(".*"))
+    hidden = [name for name in hidden if not any(name.startswith(f"{other}/") for other in hidden)]  # not twice
+    if not hidden:
+        return "none"
+    listed = ", ".join(hidden[:MAX_LISTED]) + (", ..." if len(hidden) > MAX_LISTED else "")
+    return f"{len(hidden)} hidden entries (tooling, not data): {listed}"
 
 
 def visible(paths: Iterable[Path], root: Path) -> Iterator[Path]:
