@@ -143,3 +143,19 @@ def test_mlflow_models_serve_answers_plain_json_as_gan_pipeline_generate_does(
     for status, answer in malformed:
         assert status == 400, answer
         assert "num_samples" in answer["message"] and "latent" in answer["message"]
+
+
+def test_a_rerun_of_a_run_that_registered_keeps_its_one_version(mlflow_store):
+    """A run stopped after registering and run again (its evaluation redone) registers no second version."""
+    from gan_pipeline.gan.networks import build_networks
+    from gan_pipeline.gan.presets import PRESETS
+    from gan_pipeline.gan.serialization import architecture_metadata, module_to_tensors
+    from gan_pipeline.registry import log_generator
+
+    generator, _ = build_networks(PRESETS["digits_dcgan"])
+    tensors = module_to_tensors(generator.eval(), architecture=architecture_metadata(generator.arch))
+    with mlflow.start_run():
+        first = log_generator(tensors, "rerun-generator", {"dataset": "digits"})
+        again = log_generator(tensors, "rerun-generator", {"dataset": "digits"})
+    assert again == first
+    assert len(mlflow.MlflowClient().search_model_versions("name = 'rerun-generator'")) == 1

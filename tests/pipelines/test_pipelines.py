@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from mlflow import MlflowClient
 
 from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset
 from gan_pipeline.pipeline_registry import register_pipelines
@@ -96,6 +97,23 @@ def test_promotion_has_nothing_to_do_when_no_version_was_registered_or_it_is_dis
     }
     registered = {"registered_model_name": "gan-generator-digits", "registered_model_version": 3}
     assert promote_generator(registered, promotion_params(enabled=False))["reason"] == "promotion.enabled is false"
+
+
+def test_a_rerun_of_a_run_whose_gate_decided_keeps_that_decision(mlflow_store):
+    """A run stopped after its gate and run again reports the recorded decision instead of deciding twice."""
+    client = MlflowClient()
+    client.create_registered_model("decided")
+    version = client.create_model_version(
+        "decided", source="file:///nowhere/generator", tags={"promotion.decision": "kept"}
+    )
+    client.set_registered_model_alias("decided", "champion", version.version)
+    before = client.get_model_version("decided", version.version)
+
+    registered = {"registered_model_name": "decided", "registered_model_version": int(version.version)}
+    decision = promote_generator(registered, promotion_params())
+
+    assert (decision["outcome"], decision["champion_version"]) == ("kept", version.version)
+    assert client.get_model_version("decided", version.version).tags == before.tags  # nothing written again
 
 
 def test_judge_max_samples_trains_the_judge_on_a_seeded_subset_of_the_split(digits_raw, monkeypatch):
