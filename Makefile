@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
+UV := $(BIN)/uv
+UV_VERSION := 0.13.10
+# Every package is pinned, with hashes, by the locks `make lock` writes from pyproject.toml and constraints.txt.
+LOCKS := requirements/run.lock requirements/dev.lock
+# Where the CPU build of torch the locks pin (2.13.0+cpu) comes from: pip's find-links on this machine, else
+# PyTorch's CPU index. GPU nodes and the image take PyPI's CUDA build of the same release: `make install TORCH=cuda`.
+TORCH ?= cpu
+TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+UV_PIP := $(UV) pip --quiet
+UV_TARGET := --python $(BIN)/python $(TORCH_SOURCE)
+CUDA_TORCH := $(if $(filter cuda,$(TORCH)),$(UV_PIP) install --python $(BIN)/python --reinstall-package torch torch==2.13.0 --index-url https://pypi.org/simple)
 
-.PHONY: run test lint repro retrain install dev dag image airflow exps dvc-plots-template clean
+.PHONY: run test lint lock lock-check repro retrain install dev dag image airflow exps dvc-plots-template clean
 
 run: install
 	$(BIN)/kedro run
 
-test: dev
-	$(BIN)/pytest
+# The suite on every core (whole modules per worker: they share module-scoped runs).
+test: dev lock-check
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The DVC pipeline: reruns only the stages whose code, data or parameters changed. Its stages
 # call `kedro`, so the venv's bin goes first on PATH.
@@ -64,15 +76,34 @@ dev: $(VENV)/.dev-installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e .
+$(UV): | $(BIN)/python
+	$(PIP) install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# The locked packages, then the project itself (editable, no dependencies of its own to resolve).
+$(VENV)/.installed: requirements/run.lock | $(UV)
+	$(UV_PIP) install $(UV_TARGET) --require-hashes -r requirements/run.lock
+	$(UV_PIP) install --python $(BIN)/python --no-deps -e .
+	$(CUDA_TORCH)
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+$(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.installed
+	$(UV_PIP) install $(UV_TARGET) --require-hashes -r requirements/dev.lock
+	$(CUDA_TORCH)
 	touch $@
+
+# Resolve pyproject.toml and constraints.txt into the locks, keeping their pins where they still fit
+# (`make lock LOCK_ARGS=--upgrade`: the newest releases instead); the run lock takes the dev lock's versions,
+# so `make run` and `make test` install the same builds. Run the suite before committing a changed lock.
+lock: | $(UV)
+	$(UV) pip compile --quiet pyproject.toml --extra dev -c constraints.txt --generate-hashes --python-version 3.11 $(LOCK_ARGS) \
+		$(TORCH_SOURCE) --custom-compile-command "make lock" -o requirements/dev.lock
+	$(UV) pip compile --quiet pyproject.toml -c requirements/dev.lock --generate-hashes --python-version 3.11 \
+		$(TORCH_SOURCE) --custom-compile-command "make lock" -o requirements/run.lock
+	$(BIN)/python requirements/lock_inputs.py --stamp $(LOCKS)
+
+lock-check: | $(BIN)/python
+	$(BIN)/python requirements/lock_inputs.py --check $(LOCKS)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) mlflow.db mlruns

@@ -5,6 +5,7 @@ import copy
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,12 +160,13 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def test_the_image_installs_with_the_makefiles_own_commands():
     runs = [argument for instruction, argument in dockerfile_instructions() if instruction == "RUN"]
     installs = [run for run in runs if "pip" in run or run.startswith("make")]
-    assert installs == ["make install VENV=/opt/venv PYTHON=python3"], "the image installs as `make install` does"
+    assert installs == ["make install VENV=/opt/venv PYTHON=python3 TORCH=cuda"], "as `make install` does, CUDA torch"
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    assert "$(PIP) install --quiet -c constraints.txt -e .\n" in makefile  # the pinned builds, torch among them
+    assert "--require-hashes -r requirements/run.lock" in makefile  # every package pinned, with its hashes
     assert "torch==2.13.0" in (PROJECT_ROOT / "constraints.txt").read_text()
+    assert "torch==2.13.0 --index-url https://pypi.org/simple" in makefile  # TORCH=cuda: the same release, CUDA
     copied = " ".join(argument for instruction, argument in dockerfile_instructions() if instruction == "COPY")
-    for needed in ("Makefile", "pyproject.toml", "constraints.txt"):
+    for needed in ("Makefile", "pyproject.toml", "constraints.txt", "requirements/"):
         assert needed in copied
 
 
@@ -201,3 +203,19 @@ def test_no_secret_or_cluster_address_in_the_deployment_files():
         text = path.read_text()
         for pattern in SECRET_PATTERNS:
             assert not pattern.search(text), f"{path.relative_to(PROJECT_ROOT)}: {pattern.search(text).group(0)}"
+
+
+def test_the_locks_are_current_and_a_dependency_change_without_make_lock_is_stopped(tmp_path):
+    for name in ("pyproject.toml", "constraints.txt", "requirements/run.lock", "requirements/dev.lock"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copy2(PROJECT_ROOT / "requirements" / "lock_inputs.py", tmp_path / "requirements" / "lock_inputs.py")
+    check = [sys.executable, "requirements/lock_inputs.py", "--check", "requirements/run.lock", "requirements/dev.lock"]
+    assert subprocess.run(check, cwd=tmp_path, check=False).returncode == 0  # the committed locks are current
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"tqdm>=4.66",', '"tqdm>=4.66",\n    "rich>=13",'))
+    stale = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert stale.returncode == 1
+    assert "run `make lock` and commit the locks" in stale.stderr
+    assert "requirements/run.lock, requirements/dev.lock" in stale.stderr
