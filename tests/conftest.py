@@ -17,6 +17,11 @@ from tests.settings import split_of
 
 configure_project("gan_pipeline")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each of `make test`'s workers has a core: the runs it starts (kedro, dvc, torchrun) take one thread each,
+    # as the tests themselves do, instead of every process spinning a thread per core.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _single_thread_torch():
