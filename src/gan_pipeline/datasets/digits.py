@@ -4,9 +4,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import sklearn
 from pydantic import PositiveInt
-from sklearn.datasets import load_digits
 
 from gan_pipeline.datasets import RawDataset, SourceOptions, register_dataset
 
@@ -26,6 +24,9 @@ def digits_count(options: DigitsOptions, raw_dir: Path | None = None) -> int:
 
 @register_dataset("digits", DigitsOptions, num_samples=digits_count, sample_shape=lambda options, raw_dir: (1, 8, 8))
 def load_sklearn_digits(options: DigitsOptions, raw_dir: Path) -> RawDataset:
+    import sklearn  # here, not at the top: every `kedro` command validates the sources, few load this one
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     count = digits_count(options)
     images = np.rint(bunch.images[:count] * (255 / DIGITS_MAX_INTENSITY)).astype(np.uint8)[:, None]

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from gan_pipeline.config.processing import ProcessingParams
 from gan_pipeline.errors import UserError
@@ -90,6 +89,8 @@ def validate_raw_dataset(raw: Split) -> Split:
 
 def split_dataset(raw: Split, params: ProcessingParams) -> dict[str, Split]:
     """Scale images (vectors stay as they are), then make a seeded, class-stratified split."""
+    from sklearn.model_selection import train_test_split  # here: every `kedro` command imports the pipelines
+
     raw = validate_raw_dataset(raw)
     indices = np.arange(len(raw.labels))
     train_idx, val_idx = train_test_split(
