@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from tests.test_dvc_workflow import BIN, PROJECT_ROOT, TINY, Shell, clone, environment
+from tests.dvc_project import BIN, Shell, clone, environment, project_repository
+from tests.test_dvc_workflow import TINY
 
 pytestmark = pytest.mark.slow
 
@@ -54,23 +55,12 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, home) -> Retrainer:
     env = environment(home)
-    origin = tmp_path_factory.mktemp("origin")
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (PROJECT_ROOT / name).is_file():
-            (origin / name).parent.mkdir(parents=True, exist_ok=True)
-            (origin / name).write_bytes((PROJECT_ROOT / name).read_bytes())
-    shell = Shell(origin, env)
-    shell.run("git", "init", "-q", "-b", "main")
-    shell.run("git", "config", "user.name", "Test")
-    shell.run("git", "config", "user.email", "test@example.com")
-    for section, values in TINY.items():
-        shell.set_params(section, values)
-    shell.set_params("evaluation", {"register_model": True})
-    shell.set_params("data_ingestion", {"sources": {"digits": {"max_samples": 1200}}})
-    shell.commit("tiny parameters, the first 1,200 digits")
+    params = {  # tiny, registering, and the first 1,200 digits: later retrainings see "new data"
+        **TINY,
+        "evaluation": {**TINY["evaluation"], "register_model": True},
+        "data_ingestion": {"sources": {"digits": {"max_samples": 1200}}},
+    }
+    origin = project_repository(tmp_path_factory.mktemp("origin"), env, params)
     cloned = clone(origin, tmp_path_factory.mktemp("clones") / "team", env)
     return Retrainer(cloned.cwd, env)
 
