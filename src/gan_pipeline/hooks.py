@@ -185,8 +185,9 @@ class ProjectHooks:
         if is_main_process():  # the only process that talks to MLflow
             promotion = self._parameters.promotion
             bound_tracking_requests(promotion.request_timeout_s, promotion.max_retries)
-            check_tracking_server(tracking_uri(context))
-            create_local_store(tracking_uri(context))
+            uri = tracking_uri(context)
+            check_tracking_server(uri)
+            create_local_store(uri)
 
     @hook_impl
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:

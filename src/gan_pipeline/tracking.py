@@ -184,7 +184,7 @@ def create_local_store(tracking_uri: str) -> None:
     database.parent.mkdir(parents=True, exist_ok=True)
     with (database.parent / f"{database.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments(max_results=1)
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)  # as kedro-mlflow will open it
 
 
 def check_tracking_server(tracking_uri: str) -> None:

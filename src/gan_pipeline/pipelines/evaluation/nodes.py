@@ -134,6 +134,7 @@ def evaluate_generator(
         if is_vector_data(train_set):
             return evaluate_mode_coverage(net, train_set, validation_set, params, rng)
         inputs = _metric_inputs(net, judge, train_set, validation_set, params, rng)
+        inputs = replace(inputs, untrained=_untrained_draw(net, len(inputs.generated), params.seed))
         names = image_metrics(inputs.judged_by)
         if params.inception:
             inputs = replace(inputs, inception=_inception(params, device))
@@ -184,7 +185,6 @@ def _metric_inputs(
     count = _generated_count(train_set, params)
     draws = params.draws(count, math.prod(train_set.record.sample_shape))
     generated, *more_generated = _generate(net, count * draws, rng, params.progress_bar).split(count)
-    baseline_rng = torch.Generator(device=rng.device).manual_seed(params.seed)  # the first draw's latents
     return MetricInputs(
         judge=judge_from_tensors(judge).to(rng.device),
         real_train=train_images,
@@ -193,15 +193,17 @@ def _metric_inputs(
         generated=generated,
         scoring=params.scoring(),
         more_generated=tuple(more_generated),
-        untrained=_generate(untrained_like(net, params.seed), count, baseline_rng),
     )
 
 
-def untrained_like(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """A generator of ``net``'s architecture as training starts it (seeded): the score to beat without a champion."""
+def _untrained_draw(net: torch.nn.Module, count: int, seed: int) -> torch.Tensor:
+    """What ``net``'s architecture makes as training starts it (seeded), from the first draw's latents: the score a
+    first champion must beat. Only the evaluated generator needs it, not a rescored champion."""
+    device = next(net.parameters()).device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_generator(net.arch).to(next(net.parameters()).device).eval()
+        untrained = build_generator(net.arch).to(device).eval()
+    return _generate(untrained, count, torch.Generator(device=device).manual_seed(seed))
 
 
 def _generate(net: torch.nn.Module, count: int, rng: torch.Generator, progress_bar: bool = False) -> torch.Tensor:
