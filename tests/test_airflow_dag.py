@@ -21,7 +21,13 @@ pytestmark = pytest.mark.slow
 AIRFLOW_BIN = PROJECT_ROOT / ".venv-airflow" / "bin"
 STAGES = ["data_ingestion", "data_processing", "training", "evaluation", "promotion"]
 TINY = {
-    "training": {"epochs": 2, "sample_every_epochs": 1, "log_every_steps": 5, "progress_bar": False},
+    "training": {
+        "epochs": 2,
+        "sample_every_epochs": 1,
+        "log_every_steps": 5,
+        "progress_bar": False,
+        "standing_statistics_batches": 10,
+    },
     "evaluation": {"judge": {"epochs": 2}},
 }
 

@@ -33,6 +33,7 @@ TINY = {
         "sample_every_epochs": 1,
         "num_fixed_samples": 16,
         "progress_bar": False,
+        "standing_statistics_batches": 10,
         "device": "cpu",
     },
     "evaluation": {"judge": {"epochs": 1}, "num_generated": 256, "device": "cpu", "register_model": False},

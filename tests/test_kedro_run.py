@@ -15,7 +15,7 @@ from tests.kedro_project import KEDRO, copy_project, kedro, project_env
 
 TINY = (
     "training.epochs=2,training.sample_every_epochs=1,training.log_every_steps=5,"
-    "training.progress_bar=false,evaluation.judge.epochs=2"
+    "training.progress_bar=false,training.standing_statistics_batches=10,evaluation.judge.epochs=2"
 )
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,14 @@ def test_mnist_t10k_from_a_local_folder_trains_and_evaluates_end_to_end(tmp_path
             "dataset": "mnist",
             "sources": {"mnist": {"splits": ["test"], "local_dir": str(MNIST_DIR), "progress_bar": False}},
         },
-        "training": {"epochs": 1, "batch_size": 128, "progress_bar": False, "sample_every_epochs": 1},
+        "training": {
+            "epochs": 1,
+            "batch_size": 500,  # few steps: this run shows the source end to end, not what training reaches
+            "generated_batch_size": 64,
+            "progress_bar": False,
+            "sample_every_epochs": 1,
+            "standing_statistics_batches": 2,
+        },
         "evaluation": {"judge": {"epochs": 1, "batch_size": 128}, "num_generated": 1000},
     }
     (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(overrides))
@@ -69,7 +76,13 @@ def test_the_stacked_mnist_environment_counts_a_thousand_modes_on_the_digits_jud
     env_file = project / "conf" / "stacked_mnist" / "parameters.yml"
     shipped = yaml.safe_load(env_file.read_text())  # `--env` replaces conf/local: small sizes go into the env
     shipped["data_ingestion"]["sources"] = {"stacked_mnist": source}
-    shipped["training"] |= {"epochs": 1, "progress_bar": False, "standing_statistics_batches": 2}
+    shipped["training"] |= {
+        "epochs": 1,
+        "batch_size": 400,  # 10 steps: this run shows the environment end to end, not what training reaches
+        "generated_batch_size": 64,
+        "progress_bar": False,
+        "standing_statistics_batches": 2,
+    }
     shipped["evaluation"] |= {"num_generated": 2000, "progress_bar": False}
     shipped["evaluation"]["judge"] |= {"epochs": 1, "max_samples": 3000}  # 9,000 digits: enough to read them
     env_file.write_text(yaml.safe_dump(shipped))

@@ -25,6 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is a de
 
 TINY = (
     "training.sample_every_epochs=1,training.log_every_steps=5,training.progress_bar=false,"
+    "training.standing_statistics_batches=10,"
     "evaluation.judge.epochs=1,evaluation.num_generated=256,evaluation.register_model=false"
 )
 SCREEN = {"width": 1920, "height": 1080}  # narrower, MLflow 3.17 squeezes the compare view's file list to nothing

@@ -19,14 +19,15 @@ pytestmark = pytest.mark.slow
 MODEL = "gan-generator-digits"
 GAN_PIPELINE = str(Path(sys.executable).with_name("gan-pipeline"))
 SMALL = (
-    "training.progress_bar=false,training.log_every_steps=5,training.sample_every_epochs=1,training.batch_size=64,"
+    "training.progress_bar=false,training.standing_statistics_batches=10,training.log_every_steps=5,"
+    "training.sample_every_epochs=1,training.batch_size=64,"
     "training.ema_decay=0,evaluation.judge.epochs=4,evaluation.num_generated=500"
 )
 # A judge of 4 epochs separates these generators clearly (frechet_distance about 24 vs 32); one of
 # 2 epochs barely does (4.1 vs 4.2).
 # Real training (about 900 steps: fewer leave the generator further from the data than its random
 # start, as the judge sees it), with CPU/memory sampled every second into system/* metrics.
-TRAINED = f"{SMALL},training.epochs=20,training.batch_size=32,training.system_metrics_interval_s=1"
+TRAINED = f"{SMALL},training.epochs=5,training.batch_size=32,training.system_metrics_interval_s=1"
 # A learning rate so small that the generator stays at its random initialisation: a worse generator.
 UNTRAINED = f"{SMALL},training.epochs=1,training.generator_lr=1e-9"
 
@@ -97,7 +98,7 @@ def test_every_run_is_visible_through_the_rest_api_with_the_same_metric_keys(log
     assert keys[0] == keys[1] == keys[2]
     assert {"frechet_distance", "classes_covered", "precision", "recall", "density", "coverage"} <= keys[0]
     params = [{p["key"]: p["value"] for p in run["data"]["params"]} for run in logged_runs]
-    assert params[0]["training.epochs"] == "20" and params[1]["training.epochs"] == "1"
+    assert params[0]["training.epochs"] == "5" and params[1]["training.epochs"] == "1"
 
 
 def test_training_logged_system_metrics(logged_runs):

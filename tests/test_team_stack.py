@@ -19,11 +19,19 @@ pytestmark = pytest.mark.slow
 MODEL = "gan-generator-digits"
 # Every run here is scored alike (judge, sample count), so the gate can compare all of their versions.
 TINY = {
-    "training": {"epochs": 1, "batch_size": 64, "log_every_steps": 5, "progress_bar": False, "device": "cpu"},
+    "training": {
+        "epochs": 1,
+        "batch_size": 64,
+        "log_every_steps": 5,
+        "progress_bar": False,
+        "device": "cpu",
+        "standing_statistics_batches": 10,
+    },
     "evaluation": {"judge": {"epochs": 1}, "num_generated": 256, "device": "cpu", "register_model": True},
 }
 TINY_OVERRIDES = (
     "training.epochs=1,training.batch_size=64,training.log_every_steps=5,training.progress_bar=false,"
+    "training.standing_statistics_batches=10,"
     "training.device=cpu,evaluation.judge.epochs=1,evaluation.num_generated=256,evaluation.device=cpu"
 )
 CONCURRENT_RUNS = 4

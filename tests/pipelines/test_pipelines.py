@@ -11,6 +11,7 @@ from gan_pipeline.pipeline_registry import register_pipelines
 from gan_pipeline.pipelines.evaluation import nodes as evaluation_nodes
 from gan_pipeline.pipelines.promotion.nodes import promote_generator
 from tests.settings import evaluation_params, processing_params, promotion_params, split_of, training_params
+from tests.test_registry import register
 
 
 def _catalog(**datasets) -> DataCatalog:
@@ -114,6 +115,19 @@ def test_a_rerun_of_a_run_whose_gate_decided_keeps_that_decision(mlflow_store):
 
     assert (decision["outcome"], decision["champion_version"]) == ("kept", version.version)
     assert client.get_model_version("decided", version.version).tags == before.tags  # nothing written again
+
+
+def test_a_first_version_no_better_than_its_untrained_generator_leaves_no_champion(mlflow_store):
+    client = MlflowClient()
+    client.create_registered_model("noise")
+    metrics = {"frechet_distance": 30.0, "frechet_distance_untrained": 30.2, "classes_covered": 10}
+    registered = {"registered_model_name": "noise", "registered_model_version": int(register(client, "noise", metrics))}
+
+    decision = promote_generator(registered, promotion_params())
+
+    assert (decision["outcome"], decision["champion_version"]) == ("kept", None)
+    assert "not made the first champion" in decision["reason"]
+    assert client.get_registered_model("noise").aliases == {"challenger": registered["registered_model_version"]}
 
 
 def test_judge_max_samples_trains_the_judge_on_a_seeded_subset_of_the_split(digits_raw, monkeypatch):

@@ -6,7 +6,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from gan_pipeline.config.promotion import PromotionParams
-from gan_pipeline.promotion import run_gate
+from gan_pipeline.promotion import Decision, run_gate
 from gan_pipeline.registry import CHAMPION, recorded_decision
 from gan_pipeline.tracking import bounded_http, set_tags
 
@@ -54,8 +54,15 @@ def promote_generator(registered_model: dict[str, Any], params: PromotionParams)
         "reason": decision.reason,
         "registered_model_name": name,
         "challenger_version": decision.challenger.version,
-        "champion_version": decision.challenger.version if decision.moves_champion else decision.champion.version,
+        "champion_version": _champion_after(decision),
     }
+
+
+def _champion_after(decision: Decision) -> str | None:
+    """The version holding the champion alias after the gate: none while a first version stays challenger."""
+    if decision.moves_champion:
+        return decision.challenger.version
+    return decision.champion.version if decision.champion else None
 
 
 def refused_decision(registered_model: dict[str, Any], refusal: Exception) -> dict[str, Any]:
