@@ -14,6 +14,8 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from tests.warm_kedro import shim
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -22,7 +24,8 @@ def environment(home: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "DVC_", "KEDRO_"))}
     env.update(
         HOME=str(home),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the stages call `kedro`, as in an activated venv
+        # The stages call `kedro`, as in an activated venv; started warm (tests/warm_kedro.py).
+        PATH=os.pathsep.join((str(shim().parent), str(BIN), env.get("PATH", ""))),
         DVC_NO_ANALYTICS="1",
         OMP_NUM_THREADS="1",  # polite on shared 2-core machines
         MPLCONFIGDIR=matplotlib.get_cachedir(),  # reuse the font cache instead of rebuilding it in HOME

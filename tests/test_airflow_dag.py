@@ -12,9 +12,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.kedro_project import KEDRO, PROJECT_ROOT, copy_project, kedro, project_env
+from tests.kedro_project import PROJECT_ROOT, copy_project, kedro, project_env
 from tests.kubernetes_schema import validate
 from tests.test_deployment import make_dag_recipe
+from tests.warm_kedro import shim
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +154,7 @@ def dag_run(airflow_home, tmp_path_factory):
         **airflow_home,
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "pipelines" / "airflow"),
         "GAN_PIPELINE_TASKS": "local",
-        "GAN_PIPELINE_KEDRO": KEDRO,
+        "GAN_PIPELINE_KEDRO": str(shim()),
     }
     result = airflow(env, "dags", "test", "gan_pipeline", timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
