@@ -31,7 +31,7 @@ def test_mnist_t10k_from_a_local_folder_trains_and_evaluates_end_to_end(tmp_path
             "sample_every_epochs": 1,
             "standing_statistics_batches": 2,
         },
-        "evaluation": {"judge": {"epochs": 1, "batch_size": 128}, "num_generated": 1000},
+        "evaluation": {"judge": {"epochs": 1, "batch_size": 128}, "num_generated": 1000, "frechet_draws": 2},
     }
     (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(overrides))
 
