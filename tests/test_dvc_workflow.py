@@ -28,7 +28,7 @@ STAGES = ["data_ingestion", "data_processing", "training", "evaluation", "promot
 TINY = {
     "training": {
         "epochs": 1,
-        "batch_size": 64,
+        "batch_size": 16,  # ~90 steps: enough to beat the untrained generator, as a first champion must
         "log_every_steps": 5,
         "sample_every_epochs": 1,
         "num_fixed_samples": 16,

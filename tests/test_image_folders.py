@@ -66,10 +66,11 @@ def test_a_flat_folder_of_colour_photos_trains_evaluates_without_labels_register
     assert 0 <= metrics["precision"] <= 1 and "judge_val_accuracy" in metrics
     assert not {"classes_covered", "class_kl_divergence", "judge_inception_score"} & set(metrics)  # no classes
     assert read_metadata(project / "data" / "06_models" / "judge.safetensors")["task"] == "rotation"
+    # Three steps of training: whether that beats the untrained network is the floor's to say, by its rule.
     decision = json.loads((project / "data" / "08_reporting" / "promotion_decision.json").read_text())
-    assert (
-        decision["outcome"] == "first_champion" and decision["registered_model_name"] == f"gan-generator-photos{side}"
-    )
+    beats_floor = metrics["frechet_distance"] < 0.98 * metrics["frechet_distance_untrained"]
+    assert decision["outcome"] == ("first_champion" if beats_floor else "kept")
+    assert decision["registered_model_name"] == f"gan-generator-photos{side}"
 
     tracking_uri = f"sqlite:///{project / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -78,14 +79,14 @@ def test_a_flat_folder_of_colour_photos_trains_evaluates_without_labels_register
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        model = mlflow.pyfunc.load_model(f"models:/gan-generator-photos{side}@champion")
+        model = mlflow.pyfunc.load_model(f"models:/gan-generator-photos{side}@challenger")
         images = model.predict({"num_samples": 3, "seed": 1})
     finally:
         mlflow.set_tracking_uri(previous)
     assert images.shape == (3, 3, side, side) and images.min() >= -1 and images.max() <= 1
     if side == 32:  # and as a colour PNG grid by the console
         grid = tmp_path / "samples.png"
-        model = f"models:/gan-generator-photos{side}@champion"
+        model = f"models:/gan-generator-photos{side}@challenger"
         command = [str(VENV_BIN / "gan-pipeline"), "generate", "--model", model, "--num", "4", "--out", str(grid)]
         command += ["--tracking-uri", tracking_uri]
         subprocess.run(command, cwd=project, env=project_env(), check=True, capture_output=True)
@@ -93,7 +94,7 @@ def test_a_flat_folder_of_colour_photos_trains_evaluates_without_labels_register
             assert picture.mode == "RGB" and picture.size[0] > 2 * side
     if side == 64:  # served over HTTP as well, from the same registry
         body = {"dataframe_records": [{"num_samples": 3, "seed": 1}]}
-        served = served_predictions(f"models:/gan-generator-photos{side}@champion", tracking_uri, body, tmp_path)
+        served = served_predictions(f"models:/gan-generator-photos{side}@challenger", tracking_uri, body, tmp_path)
         assert np.allclose(served, images, atol=1e-5)
 
 

@@ -172,7 +172,7 @@ def test_a_two_epoch_run_ships_trained_weights_and_is_champion_only_past_the_unt
     6.2 with the warm-up), and the first champion had to beat its untrained generator on the same judge."""
     _, client, run = finished_run
     metrics = run.data.metrics
-    assert metrics["frechet_distance"] < 0.5 * metrics["frechet_distance_untrained"]
+    assert metrics["frechet_distance"] < 0.75 * metrics["frechet_distance_untrained"]
     assert metrics["precision"] > 0.4
     (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
     assert version.tags["promotion.decision"] == "first_champion"

@@ -21,7 +21,7 @@ GAN_PIPELINE = str(Path(sys.executable).with_name("gan-pipeline"))
 SMALL = (
     "training.progress_bar=false,training.standing_statistics_batches=10,training.log_every_steps=5,"
     "training.sample_every_epochs=1,training.batch_size=64,"
-    "training.ema_decay=0,evaluation.judge.epochs=4,evaluation.num_generated=500"
+    "evaluation.judge.epochs=4,evaluation.num_generated=500"
 )
 # A judge of 4 epochs separates these generators clearly (frechet_distance about 24 vs 32); one of
 # 2 epochs barely does (4.1 vs 4.2).

@@ -21,7 +21,7 @@ MODEL = "gan-generator-digits"
 TINY = {
     "training": {
         "epochs": 1,
-        "batch_size": 64,
+        "batch_size": 16,  # ~90 steps: enough to beat the untrained generator, as a first champion must
         "log_every_steps": 5,
         "progress_bar": False,
         "device": "cpu",
@@ -30,7 +30,7 @@ TINY = {
     "evaluation": {"judge": {"epochs": 1}, "num_generated": 256, "device": "cpu", "register_model": True},
 }
 TINY_OVERRIDES = (
-    "training.epochs=1,training.batch_size=64,training.log_every_steps=5,training.progress_bar=false,"
+    "training.epochs=1,training.batch_size=16,training.log_every_steps=5,training.progress_bar=false,"
     "training.standing_statistics_batches=10,"
     "training.device=cpu,evaluation.judge.epochs=1,evaluation.num_generated=256,evaluation.device=cpu"
 )

@@ -6,6 +6,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
 
+from gan_pipeline.gan.networks import build_generator
+from gan_pipeline.gan.presets import PRESETS
+from gan_pipeline.gan.training import sample_images, standing_statistics
 from gan_pipeline.io import JSONDataset, TableDataset, TensorsDataset
 from gan_pipeline.pipeline_registry import register_pipelines
 from gan_pipeline.pipelines.evaluation import nodes as evaluation_nodes
@@ -142,3 +145,17 @@ def test_judge_max_samples_trains_the_judge_on_a_seeded_subset_of_the_split(digi
     assert torch.equal(first, again)  # the same subset for the same judge seed
     rows = {row.tobytes(): label for row, label in zip(split.samples, split.labels, strict=True)}
     assert all(rows[image.numpy().tobytes()] == label for image, label in zip(first, first_labels, strict=True))
+
+
+def test_the_untrained_floor_is_drawn_as_a_shipped_generator_would_be():
+    """A generator that learned nothing ships with standing statistics; the floor must be drawn the same way, or
+    calibration alone beats it (in eval mode an untrained BatchNorm uses its initial mean 0, variance 1)."""
+    torch.manual_seed(5)
+    untrained = build_generator(PRESETS["digits_dcgan"])
+    shipped = standing_statistics(untrained, batch_size=128, batches=50, seed=0)
+    latent = torch.randn(2048, untrained.arch.latent_dim, generator=torch.Generator().manual_seed(5))
+
+    floor = evaluation_nodes._untrained_draw(shipped, 2048, seed=5)
+
+    assert (floor - sample_images(shipped, latent)).abs().mean() < 0.05
+    assert (sample_images(untrained, latent) - sample_images(shipped, latent)).abs().mean() > 0.1  # what it drew
