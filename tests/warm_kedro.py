@@ -117,12 +117,21 @@ def _run(connection: socket.socket) -> NoReturn:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = request["argv"]
+        _forget_the_servers_console()
         code = _kedro_main()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         connection.sendall(f"{code}\n".encode())
         os._exit(code)
+
+
+def _forget_the_servers_console() -> None:
+    """Rich's shared console was made by the server's imports, its width from the server's environment; the run
+    makes its own from the run's (``COLUMNS``, a terminal or not), as a cold process would."""
+    import rich
+
+    rich._console = None
 
 
 def _kedro_main() -> int:
