@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -203,19 +204,28 @@ def _untrained_draw(net: torch.nn.Module, count: int, seed: int) -> torch.Tensor
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         untrained = build_generator(net.arch).to(device)
-    # BatchNorm by each batch's statistics, as a shipped generator's standing statistics calibrate it. In eval
-    # mode it would use its initial running statistics (mean 0, variance 1): a handicap that the same network
-    # calibrated after a step at a learning rate of nothing no longer has, and that beat it by 3.5x.
     rng = torch.Generator(device=device).manual_seed(seed)
-    latent = torch.randn(count, net.arch.latent_dim, generator=rng, device=device)
-    with torch.no_grad():
-        return torch.cat([untrained.train()(chunk).float().cpu() for chunk in latent.split(1024)])
+    return _generate(untrained, count, rng, sample=_sample_with_batch_statistics)
 
 
-def _generate(net: torch.nn.Module, count: int, rng: torch.Generator, progress_bar: bool = False) -> torch.Tensor:
+@torch.no_grad()
+def _sample_with_batch_statistics(net: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:
+    """BatchNorm by each batch's statistics, as a shipped generator's standing statistics calibrate it. In eval
+    mode an untrained one would use its initial running statistics (mean 0, variance 1): a handicap that the same
+    network calibrated after a step at a learning rate of nothing no longer has, and that beat it by 3.5x."""
+    return net.train()(latent).float().cpu()
+
+
+def _generate(
+    net: torch.nn.Module,
+    count: int,
+    rng: torch.Generator,
+    progress_bar: bool = False,
+    sample: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] = sample_images,
+) -> torch.Tensor:
     latent = torch.randn(count, net.arch.latent_dim, generator=rng, device=rng.device)
     chunks = tqdm(latent.split(1024), desc="generating", unit="batch", disable=not progress_bar or count <= 1024)
-    return torch.cat([sample_images(net, chunk) for chunk in chunks])
+    return torch.cat([sample(net, chunk) for chunk in chunks])
 
 
 def _class_histogram(inputs: MetricInputs) -> Figure:
